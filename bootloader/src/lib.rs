@@ -1,0 +1,11 @@
+//! eboot-rs bootloader core: target-independent, `no_std`, no allocation, no panics on any
+//! input. The device layer (Xtensa only) is a thin shell around [`boot`].
+#![no_std]
+#![cfg_attr(not(test), deny(clippy::panic, clippy::unwrap_used, clippy::expect_used))]
+
+pub mod command;
+pub mod image;
+pub mod inflate;
+pub mod platform;
+
+pub use platform::Platform;

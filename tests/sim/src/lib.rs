@@ -1,0 +1,1 @@
+//! Host simulator: NOR flash with the fault model of design.md, scenarios, sweeps.

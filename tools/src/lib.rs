@@ -1,0 +1,2 @@
+//! Host library behind `otatool`.
+pub use bootloader::{command, image};
