@@ -1,11 +1,15 @@
 //! eboot-rs bootloader core: target-independent, `no_std`, no allocation, no panics on any
-//! input. The device layer (Xtensa only) is a thin shell around [`boot`].
+//! input. The device layer (Xtensa only) is a thin shell around [`boot::boot`].
 #![no_std]
 #![cfg_attr(not(test), deny(clippy::panic, clippy::unwrap_used, clippy::expect_used))]
 
+pub mod boot;
 pub mod command;
 pub mod image;
 pub mod inflate;
+pub mod loader;
 pub mod platform;
+pub mod report;
 
+pub use boot::{boot, Boot, Mem, SECTOR};
 pub use platform::Platform;

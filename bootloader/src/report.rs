@@ -1,0 +1,115 @@
+//! Result codes and the boot report an app reads from RTC memory.
+//!
+//! The report lives in the command block's own 128 bytes (0x60001200), so the bootloader
+//! touches no other RTC memory. Its magic differs from eboot's under eboot's mask, so stock
+//! code sees "no command".
+//!
+//! | word | field |
+//! |---|---|
+//! | 0 | `REPORT_MAGIC` |
+//! | 1 | event ([`Event`]) |
+//! | 2 | result code ([`Code`]) of the update this boot handled, 0 if none |
+//! | 3 | flash address of the journal of the last update (0 if none) |
+//! | 4 | unconfirmed trial boots left (trial boots only, else 0) |
+//! | 31 | CRC-32/MPEG-2 of words 0..=30 |
+
+use crate::command::{block_crc, WORDS};
+use crate::platform::Platform;
+
+pub const REPORT_MAGIC: u32 = 0xEB5E_0001;
+
+/// Why an update was refused or failed. Every code is distinct; 0 means success.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Code {
+    Ok = 0,
+    /// Source or destination not 4 KiB aligned.
+    Misaligned = 1,
+    /// Length 0.
+    Empty = 2,
+    /// Source or destination beyond the flash chip.
+    OutOfRange = 3,
+    /// Source and destination overlap in a way that cannot be copied safely.
+    Overlap = 4,
+    /// Unknown action.
+    BadAction = 5,
+    /// Unknown extension flag in the magic.
+    BadExtension = 6,
+    /// Flash read failed.
+    ReadFail = 7,
+    /// Gzip header invalid.
+    GzipHeader = 8,
+    /// Deflate data invalid.
+    GzipData = 9,
+    /// Gzip CRC-32 or ISIZE wrong, or the stream is truncated or has trailing bytes.
+    GzipTrailer = 10,
+    /// The staged app image has no valid ESP8266 image header or segment table.
+    BadImage = 11,
+    /// The output does not fit its destination.
+    TooBig = 12,
+    /// No free flash for the journal (or the backup a trial or filesystem update needs).
+    NoSpace = 13,
+    /// The output CRC differs from the one the extended command expects.
+    CrcMismatch = 14,
+    /// Sector 0 update asked for, but the image's sector 0 is not a valid bootloader.
+    BadBootloader = 15,
+    /// Flash erase or program failed.
+    WriteFail = 16,
+    /// The destination differs from the dry run after the copy.
+    VerifyFail = 17,
+    /// No valid app at 0x1000 and no journal to recover from.
+    NoApp = 18,
+}
+
+/// What this boot did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Event {
+    /// Booted the app; no command.
+    Nothing = 0,
+    /// Applied an update.
+    Applied = 1,
+    /// Refused an update (code says why); the old app is intact.
+    Rejected = 2,
+    /// Finished an update interrupted by a power cut or reset.
+    Resumed = 3,
+    /// Restored the previous app after unconfirmed trial boots.
+    RolledBack = 4,
+    /// Booting a new app in trial: it must confirm.
+    Trial = 5,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Report {
+    pub event: u32,
+    pub code: u32,
+    pub journal: u32,
+    pub trial_left: u32,
+}
+
+impl Report {
+    pub fn write<P: Platform>(&self, p: &mut P) {
+        let mut w = [0u32; WORDS];
+        w[0] = REPORT_MAGIC;
+        w[1] = self.event;
+        w[2] = self.code;
+        w[3] = self.journal;
+        w[4] = self.trial_left;
+        w[WORDS - 1] = block_crc(&w);
+        for (i, v) in w.iter().enumerate() {
+            p.rtc_write(i, *v);
+        }
+    }
+
+    /// The report of the last boot, if RTC memory holds one.
+    pub fn read<P: Platform>(p: &P) -> Option<Report> {
+        let mut w = [0u32; WORDS];
+        for (i, v) in w.iter_mut().enumerate() {
+            *v = p.rtc_read(i);
+        }
+        if w[0] != REPORT_MAGIC || block_crc(&w) != w[WORDS - 1] {
+            return None;
+        }
+        Some(Report { event: w[1], code: w[2], journal: w[3], trial_left: w[4] })
+    }
+}
