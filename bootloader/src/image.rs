@@ -77,11 +77,12 @@ impl Segment {
 /// What a segment is, by load address (the ESP8266 memory map).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Region {
-    /// Data RAM 0x3FFE8000..0x40000000: loaded.
+    /// Data RAM 0x3FFE8000..0x3FFFC000 (what apps may use; above it live the ROM's data
+    /// and the stack the loader runs on): loaded.
     Dram,
     /// Instruction RAM 0x40100000..0x4010C000 (48 KiB, MMU options included): loaded.
     Iram,
-    /// RTC memory and peripherals, 0x60000000 and up: loaded (eboot does).
+    /// RTC memory 0x60001000..0x60002000: loaded (eboot loads anything at 0x60000000 and up).
     Rtc,
     /// Flash-mapped code 0x40200000..0x40300000: read by the cache, not loaded.
     Flash,
@@ -90,13 +91,14 @@ pub enum Region {
 }
 
 pub const DRAM_START: u32 = 0x3FFE_8000;
-pub const DRAM_END: u32 = 0x4000_0000;
+pub const DRAM_END: u32 = 0x3FFF_C000;
 pub const IRAM_START: u32 = 0x4010_0000;
 /// The bootloader runs from 0x4010F000; an app may use IRAM only below this.
 pub const IRAM_END: u32 = 0x4010_C000;
 pub const FLASH_MAP_START: u32 = 0x4020_0000;
 pub const FLASH_MAP_END: u32 = 0x4030_0000;
-pub const RTC_START: u32 = 0x6000_0000;
+pub const RTC_START: u32 = 0x6000_1000;
+pub const RTC_END: u32 = 0x6000_2000;
 
 impl Region {
     pub fn of(addr: u32) -> Region {
@@ -106,7 +108,7 @@ impl Region {
             Region::Iram
         } else if (FLASH_MAP_START..FLASH_MAP_END).contains(&addr) {
             Region::Flash
-        } else if addr >= RTC_START {
+        } else if (RTC_START..RTC_END).contains(&addr) {
             Region::Rtc
         } else {
             Region::Invalid
@@ -116,6 +118,17 @@ impl Region {
     /// Whether the bootloader copies this segment into RAM (eboot's rule, bounded).
     pub fn loaded(self) -> bool {
         matches!(self, Region::Dram | Region::Iram | Region::Rtc)
+    }
+
+    /// First address past the region (0 for `Invalid`).
+    pub fn end(self) -> u32 {
+        match self {
+            Region::Dram => DRAM_END,
+            Region::Iram => IRAM_END,
+            Region::Flash => FLASH_MAP_END,
+            Region::Rtc => RTC_END,
+            Region::Invalid => 0,
+        }
     }
 }
 

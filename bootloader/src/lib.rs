@@ -5,11 +5,15 @@
 
 pub mod boot;
 pub mod command;
+pub mod copy;
 pub mod image;
 pub mod inflate;
+pub mod journal;
+pub mod flash;
 pub mod loader;
 pub mod platform;
 pub mod report;
 
-pub use boot::{boot, Boot, Mem, SECTOR};
+pub use boot::{boot, Boot, Mem};
+pub use flash::SECTOR;
 pub use platform::Platform;

@@ -1,0 +1,287 @@
+//! The boot flow on a plain in-memory flash (no power cuts: the sweeps in tests/sim do
+//! those): every kind of update ends in the expected app, and rejections write nothing.
+
+use bootloader::command::{Command, EXT_CRC, EXT_TRIAL};
+use bootloader::image::{padded_len, Header, Segment, CHECKSUM_SEED};
+use bootloader::journal;
+use bootloader::report::{Code, Event, Report};
+use bootloader::{boot, Boot, Mem, Platform};
+use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash};
+
+struct Ram {
+    b: Vec<u8>,
+    erases: usize,
+}
+
+#[derive(Debug)]
+struct E;
+impl NorFlashError for E {
+    fn kind(&self) -> NorFlashErrorKind {
+        NorFlashErrorKind::Other
+    }
+}
+impl ErrorType for Ram {
+    type Error = E;
+}
+impl ReadNorFlash for Ram {
+    const READ_SIZE: usize = 4;
+    fn read(&mut self, off: u32, buf: &mut [u8]) -> Result<(), E> {
+        let o = off as usize;
+        assert!(o % 4 == 0 && buf.len() % 4 == 0, "unaligned read {o:#x}+{}", buf.len());
+        buf.copy_from_slice(self.b.get(o..o + buf.len()).ok_or(E)?);
+        Ok(())
+    }
+    fn capacity(&self) -> usize {
+        self.b.len()
+    }
+}
+impl NorFlash for Ram {
+    const WRITE_SIZE: usize = 4;
+    const ERASE_SIZE: usize = 4096;
+    fn erase(&mut self, from: u32, to: u32) -> Result<(), E> {
+        assert!(from % 4096 == 0 && to - from == 4096);
+        self.erases += 1;
+        self.b[from as usize..to as usize].fill(0xFF);
+        Ok(())
+    }
+    fn write(&mut self, off: u32, data: &[u8]) -> Result<(), E> {
+        let o = off as usize;
+        assert!(o % 4 == 0 && data.len() % 4 == 0, "unaligned write {o:#x}+{}", data.len());
+        for (k, d) in data.iter().enumerate() {
+            let old = self.b[o + k];
+            assert_eq!(old & d, *d, "program must not set bits at {:#x}", o + k);
+            self.b[o + k] = old & d;
+        }
+        Ok(())
+    }
+}
+
+struct Rtc {
+    w: [u32; 32],
+    cold: bool,
+}
+impl Platform for Rtc {
+    fn rtc_read(&self, i: usize) -> u32 {
+        self.w[i]
+    }
+    fn rtc_write(&mut self, i: usize, v: u32) {
+        self.w[i] = v;
+    }
+    fn cold_boot(&self) -> bool {
+        self.cold
+    }
+    fn log(&mut self, _: &[u8]) {}
+}
+
+/// An Arduino flash image: 4 KB bootloader slot + app with irom0, IRAM and DRAM segments.
+fn arduino_image(seed: u32, irom_len: usize) -> Vec<u8> {
+    let mut v = vec![0xAA; 4096];
+    v[0] = 0xE9;
+    let mut x = seed;
+    let mut data = |n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|i| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                if i % 7 < 3 { (x >> 16) as u8 } else { (i % 13) as u8 }
+            })
+            .collect()
+    };
+    let segs = [(0x4020_1010u32, data(irom_len)), (0x4010_0000, data(2048)), (0x3FFE_8000, data(512))];
+    let mut app = Header { segments: 3, flash_mode: 2, size_freq: 0x40, entry: 0x4010_0004 }.to_bytes().to_vec();
+    let mut sum = CHECKSUM_SEED;
+    for (a, d) in &segs {
+        app.extend(Segment { addr: *a, len: d.len() as u32 }.to_bytes());
+        app.extend(d);
+        sum = d.iter().fold(sum, |s, b| s ^ b);
+    }
+    let end = padded_len(app.len() as u32) as usize;
+    app.resize(end, 0);
+    app[end - 1] = sum;
+    v.extend(app);
+    v
+}
+
+const CAP: usize = 1 << 20;
+const FS_START: u32 = 0xEB000;
+const FS_END: u32 = 0xFB000;
+
+fn device(old: &[u8]) -> Ram {
+    let mut b = vec![0xFF; CAP];
+    b[..4096].copy_from_slice(&[0x5A; 4096]); // "our" bootloader, must never change
+    b[4096..old.len()].copy_from_slice(&old[4096..]);
+    Ram { b, erases: 0 }
+}
+
+/// Stages `img` as the Arduino Updater does and returns its source address.
+fn stage(f: &mut Ram, img: &[u8]) -> u32 {
+    let src = FS_START - ((img.len() as u32 + 4095) & !4095);
+    let s = src as usize;
+    f.b[s..s + ((img.len() + 4095) & !4095)].fill(0xFF);
+    f.b[s..s + img.len()].copy_from_slice(img);
+    src
+}
+
+fn gz(img: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(img).unwrap();
+    e.finish().unwrap()
+}
+
+fn run(f: &mut Ram, rtc: &mut Rtc) -> (Boot, Option<Report>) {
+    let mut mem = Box::new(Mem::new());
+    let b = boot(f, rtc, &mut mem);
+    (b, Report::read(rtc))
+}
+
+fn warm(cmd: &Command) -> Rtc {
+    Rtc { w: cmd.encode(), cold: false }
+}
+
+fn booted(f: &Ram, b: Boot) -> Vec<u8> {
+    match b {
+        Boot::App(a) => {
+            let mut v = a.head.to_vec();
+            v.extend(&f.b[a.offset as usize + 16..(a.offset + a.len) as usize]);
+            v
+        }
+        Boot::Halt(c) => panic!("halted: {c:?}"),
+    }
+}
+
+fn app_of(img: &[u8]) -> &[u8] {
+    &img[4096..]
+}
+
+#[test]
+fn plain_boot_reports_nothing() {
+    let old = arduino_image(1, 60_000);
+    let mut f = device(&old);
+    let mut rtc = Rtc { w: [0x1234_5678; 32], cold: true };
+    let (b, rep) = run(&mut f, &mut rtc);
+    assert_eq!(booted(&f, b), app_of(&old));
+    assert_eq!(rep.unwrap().event, Event::Nothing as u32);
+    assert_eq!(f.erases, 0);
+}
+
+#[test]
+fn sketch_updates_raw_and_gzip() {
+    for gzip in [false, true] {
+        let old = arduino_image(1, 60_000);
+        let new = arduino_image(2, 90_000);
+        let mut f = device(&old);
+        let staged = if gzip { gz(&new) } else { new.clone() };
+        let src = stage(&mut f, &staged);
+        let mut rtc = warm(&Command::copy(src, 0, staged.len() as u32));
+        let (b, rep) = run(&mut f, &mut rtc);
+        let rep = rep.unwrap();
+        assert_eq!((rep.event, rep.code), (Event::Applied as u32, 0), "gzip={gzip}");
+        assert_eq!(booted(&f, b), app_of(&new));
+        assert!(f.b[..4096].iter().all(|&b| b == 0x5A), "sector 0 kept");
+        // Next boot: plain.
+        let mut rtc = Rtc { w: rtc.w, cold: false };
+        let (b, rep) = run(&mut f, &mut rtc);
+        assert_eq!(booted(&f, b), app_of(&new));
+        assert_eq!(rep.unwrap().event, Event::Nothing as u32);
+    }
+}
+
+#[test]
+fn raw_sketch_larger_than_half_the_space_overlaps_its_source() {
+    let old = arduino_image(1, 100_000);
+    let new = arduino_image(2, 560_000);
+    let mut f = device(&old);
+    let src = stage(&mut f, &new);
+    assert!((new.len() as u32) > src, "the test needs an overlapping update");
+    let mut rtc = warm(&Command::copy(src, 0, new.len() as u32));
+    let (b, rep) = run(&mut f, &mut rtc);
+    assert_eq!(rep.unwrap().code, 0);
+    assert_eq!(booted(&f, b), app_of(&new));
+}
+
+#[test]
+fn filesystem_update() {
+    for gzip in [false, true] {
+        let old = arduino_image(1, 60_000);
+        let mut f = device(&old);
+        let fsimg: Vec<u8> = (0..50_000u32).map(|i| (i * 7 % 251) as u8 ^ (i >> 9) as u8).collect();
+        let staged = if gzip { gz(&fsimg) } else { fsimg.clone() };
+        let src = stage(&mut f, &staged);
+        let mut rtc = warm(&Command::copy(src, FS_START, staged.len() as u32));
+        let (b, rep) = run(&mut f, &mut rtc);
+        assert_eq!(rep.unwrap().code, 0);
+        assert_eq!(booted(&f, b), app_of(&old));
+        assert_eq!(&f.b[FS_START as usize..FS_START as usize + fsimg.len()], &fsimg[..]);
+        assert!(FS_START as usize + fsimg.len() <= FS_END as usize);
+    }
+}
+
+#[test]
+fn trial_confirm_and_rollback() {
+    for confirm in [true, false] {
+        let old = arduino_image(1, 60_000);
+        let new = arduino_image(2, 70_000);
+        let mut f = device(&old);
+        let staged = gz(&new);
+        let src = stage(&mut f, &staged);
+        let mut cmd = Command::copy(src, 0, staged.len() as u32);
+        cmd.ext = EXT_TRIAL;
+        let mut rtc = warm(&cmd);
+        let (b, rep) = run(&mut f, &mut rtc);
+        let rep = rep.unwrap();
+        assert_eq!(rep.event, Event::Trial as u32);
+        assert_eq!(rep.trial_left, 2);
+        assert_eq!(booted(&f, b), app_of(&new));
+        if confirm {
+            journal::confirm(&mut f, rep.journal).unwrap();
+            let (b, rep) = run(&mut f, &mut Rtc { w: [0; 32], cold: true });
+            assert_eq!(booted(&f, b), app_of(&new));
+            assert_eq!(rep.unwrap().event, Event::Resumed as u32);
+            let (b, rep) = run(&mut f, &mut Rtc { w: [0; 32], cold: true });
+            assert_eq!(booted(&f, b), app_of(&new));
+            assert_eq!(rep.unwrap().event, Event::Nothing as u32);
+        } else {
+            for left in [1, 0] {
+                let (b, rep) = run(&mut f, &mut Rtc { w: [0; 32], cold: true });
+                assert_eq!(booted(&f, b), app_of(&new));
+                assert_eq!(rep.unwrap().trial_left, left);
+            }
+            let (b, rep) = run(&mut f, &mut Rtc { w: [0; 32], cold: true });
+            assert_eq!(rep.unwrap().event, Event::RolledBack as u32);
+            assert_eq!(booted(&f, b), app_of(&old));
+            let (b, rep) = run(&mut f, &mut Rtc { w: [0; 32], cold: true });
+            assert_eq!(rep.unwrap().event, Event::Nothing as u32);
+            assert_eq!(booted(&f, b), app_of(&old));
+        }
+    }
+}
+
+#[test]
+fn rejections_write_nothing() {
+    let old = arduino_image(1, 60_000);
+    let new = arduino_image(2, 90_000);
+    let staged = gz(&new);
+    let cases: Vec<(Box<dyn Fn(&mut Ram, u32) -> Command>, Code)> = vec![
+        (Box::new(|_, s| Command::copy(s + 4, 0, staged.len() as u32)), Code::Misaligned),
+        (Box::new(|_, s| Command::copy(s, 0, 0)), Code::Empty),
+        (Box::new(|_, s| Command::copy(s, 0, CAP as u32)), Code::OutOfRange),
+        (Box::new(|_, s| Command::copy(s, 0, staged.len() as u32 - 1)), Code::GzipTrailer),
+        (Box::new(|f, s| { f.b[s as usize + 500] ^= 0x10; Command::copy(s, 0, staged.len() as u32) }), Code::GzipData),
+        (Box::new(|_, s| { let mut c = Command::copy(s, 0, staged.len() as u32); c.ext = EXT_CRC; c.args[5] = 1; c }), Code::CrcMismatch),
+        (Box::new(|_, _| Command::copy(0x2000, 0, staged.len() as u32)), Code::Overlap),
+        (Box::new(|_, s| Command::copy(s, 0x3000, staged.len() as u32)), Code::Overlap),
+    ];
+    for (k, (make, code)) in cases.iter().enumerate() {
+        let mut f = device(&old);
+        let src = stage(&mut f, &staged);
+        let cmd = make(&mut f, src);
+        let before = f.b.clone();
+        let mut rtc = warm(&cmd);
+        let (b, rep) = run(&mut f, &mut rtc);
+        let rep = rep.unwrap();
+        assert_eq!((rep.event, rep.code), (Event::Rejected as u32, *code as u32), "case {k}");
+        assert_eq!(f.erases, 0, "case {k}");
+        assert!(f.b == before, "case {k} wrote flash");
+        assert_eq!(booted(&f, b), app_of(&old));
+    }
+}
