@@ -98,6 +98,7 @@ impl Walker {
                     || s.len > r.end() - s.addr
                 {
                     self.bad = true;
+                    return;
                 }
                 if o == 15 && !(r == Region::Flash && s.len >= 8) {
                     // Not an Arduino layout (irom0 first): no CRC words to discount.
@@ -106,7 +107,7 @@ impl Walker {
                 self.next = o + 1 + s.len;
                 self.left -= 1;
                 if self.left == 0 {
-                    self.next = padded_len(self.next) - 1;
+                    self.next = padded_len(self.next).wrapping_sub(1);
                 }
             }
             return;

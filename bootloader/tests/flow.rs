@@ -11,6 +11,27 @@ use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashError, NorFlashEr
 struct Ram {
     b: Vec<u8>,
     erases: usize,
+    /// Operations left before the power goes (None: no cut).
+    budget: Option<usize>,
+    dead: bool,
+}
+
+impl Ram {
+    /// Counts an operation; true if the power is cut during it.
+    fn cut(&mut self) -> bool {
+        match self.budget.as_mut() {
+            Some(0) => {
+                self.budget = None;
+                self.dead = true;
+                true
+            }
+            Some(n) => {
+                *n -= 1;
+                false
+            }
+            None => false,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -26,6 +47,9 @@ impl ErrorType for Ram {
 impl ReadNorFlash for Ram {
     const READ_SIZE: usize = 4;
     fn read(&mut self, off: u32, buf: &mut [u8]) -> Result<(), E> {
+        if self.dead {
+            return Err(E);
+        }
         let o = off as usize;
         assert!(o % 4 == 0 && buf.len() % 4 == 0, "unaligned read {o:#x}+{}", buf.len());
         buf.copy_from_slice(self.b.get(o..o + buf.len()).ok_or(E)?);
@@ -40,6 +64,17 @@ impl NorFlash for Ram {
     const ERASE_SIZE: usize = 4096;
     fn erase(&mut self, from: u32, to: u32) -> Result<(), E> {
         assert!(from % 4096 == 0 && to - from == 4096);
+        if self.dead {
+            return Err(E);
+        }
+        if self.cut() {
+            // Torn erase: the first half erased, the second half scrambled.
+            self.b[from as usize..from as usize + 2048].fill(0xFF);
+            for b in &mut self.b[from as usize + 2048..to as usize] {
+                *b = b.rotate_left(3) ^ 0x5C;
+            }
+            return Err(E);
+        }
         self.erases += 1;
         self.b[from as usize..to as usize].fill(0xFF);
         Ok(())
@@ -47,10 +82,18 @@ impl NorFlash for Ram {
     fn write(&mut self, off: u32, data: &[u8]) -> Result<(), E> {
         let o = off as usize;
         assert!(o % 4 == 0 && data.len() % 4 == 0, "unaligned write {o:#x}+{}", data.len());
-        for (k, d) in data.iter().enumerate() {
+        if self.dead {
+            return Err(E);
+        }
+        // Torn program: only the first half of the bytes land.
+        let n = if self.cut() { data.len() / 2 } else { data.len() };
+        for (k, d) in data[..n].iter().enumerate() {
             let old = self.b[o + k];
             assert_eq!(old & d, *d, "program must not set bits at {:#x}", o + k);
             self.b[o + k] = old & d;
+        }
+        if self.dead {
+            return Err(E);
         }
         Ok(())
     }
@@ -109,7 +152,7 @@ fn device(old: &[u8]) -> Ram {
     let mut b = vec![0xFF; CAP];
     b[..4096].copy_from_slice(&[0x5A; 4096]); // "our" bootloader, must never change
     b[4096..old.len()].copy_from_slice(&old[4096..]);
-    Ram { b, erases: 0 }
+    Ram { b, erases: 0, budget: None, dead: false }
 }
 
 /// Stages `img` as the Arduino Updater does and returns its source address.
@@ -283,5 +326,45 @@ fn rejections_write_nothing() {
         assert_eq!(f.erases, 0, "case {k}");
         assert!(f.b == before, "case {k} wrote flash");
         assert_eq!(booted(&f, b), app_of(&old));
+    }
+}
+
+/// Cuts the power inside every erase and program of a gzip sketch update and of a
+/// filesystem update, then powers on (RTC garbage) until an app starts: it is always the
+/// old or the new one, byte-exact, and the filesystem is never half copied when it starts.
+#[test]
+fn every_single_cut_ends_old_or_new() {
+    for fs in [false, true] {
+        let old = arduino_image(1, 30_000);
+        let new = arduino_image(2, 40_000);
+        let fsimg: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 251) as u8 ^ (i >> 9) as u8).collect();
+        let staged = gz(if fs { &fsimg } else { &new });
+        let dst = if fs { FS_START } else { 0 };
+        let mut base = device(&old);
+        let src = stage(&mut base, &staged);
+        let cmd = Command::copy(src, dst, staged.len() as u32);
+        // Count the operations of an uninterrupted update.
+        let mut f = Ram { budget: Some(usize::MAX), ..Ram { b: base.b.clone(), erases: 0, budget: None, dead: false } };
+        run(&mut f, &mut warm(&cmd));
+        let ops = usize::MAX - f.budget.unwrap();
+        assert!(ops > 10, "update did {ops} operations");
+        let old_fs = base.b[FS_START as usize..FS_END as usize].to_vec();
+        let mut fired = 0;
+        for k in 0..ops {
+            let mut f = Ram { b: base.b.clone(), erases: 0, budget: Some(k), dead: false };
+            run(&mut f, &mut warm(&cmd));
+            fired += f.dead as usize;
+            f.dead = false;
+            let (b, _) = run(&mut f, &mut Rtc { w: [0xA5A5_A5A5; 32], cold: true });
+            let app = booted(&f, b);
+            let fs_now = &f.b[FS_START as usize..FS_END as usize];
+            if fs {
+                assert_eq!(app, app_of(&old), "cut {k}");
+                assert!(fs_now == &old_fs[..] || fs_now[..fsimg.len()] == fsimg[..], "cut {k}: mixed filesystem");
+            } else {
+                assert!(app == app_of(&old) || app == app_of(&new), "cut {k}: mixed app");
+            }
+        }
+        assert_eq!(fired, ops, "every cut fired");
     }
 }
