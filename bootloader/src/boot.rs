@@ -144,7 +144,7 @@ fn start<F: NorFlash>(flash: &mut F, mem: &mut Mem, cmd: &Command, app: &App) ->
     let mut walk = Walker::new();
     let mut head = [0xFFu8; 16];
     let job = Job { src, len, gzip, dst, first, hole: 0 };
-    let out = copy::produce(flash, mem, &job, |_, _, i, chunk| {
+    let out = copy::produce(flash, mem, &job, &mut |_, _, i, chunk| {
         if chunk.len() as u32 > limit.saturating_sub(dst + i * SECTOR) {
             return Err(Code::TooBig);
         }
@@ -320,7 +320,7 @@ fn restore<F: NorFlash>(flash: &mut F, mem: &mut Mem, from: u32, len: u32) -> Re
 /// resumed copy skips what the log says is done (its source may be overwritten).
 fn write_all<F: NorFlash>(flash: &mut F, mem: &mut Mem, job: &Job, mut log: Option<(&Journal, &mut State)>) -> Result<(), Code> {
     let done = log.as_ref().map_or(0, |(_, st)| st.progress.saturating_sub(1));
-    copy::produce(flash, mem, job, |flash, scratch, i, chunk| {
+    copy::produce(flash, mem, job, &mut |flash, scratch, i, chunk| {
         if i < job.first || i < done {
             return Ok(());
         }

@@ -76,14 +76,12 @@ pub struct Output {
     pub consumed: u32,
 }
 
-/// Produces the output of `job` in sector-sized chunks: `f(flash, scratch, index, chunk)`.
-/// `scratch` is a free sector buffer for `f`.
-pub fn produce<F: NorFlash>(
-    flash: &mut F,
-    mem: &mut Mem,
-    job: &Job,
-    mut f: impl FnMut(&mut F, &mut [u8; SECTOR_LEN], u32, &[u8]) -> Result<(), Code>,
-) -> Result<Output, Code> {
+/// What `produce` hands each output sector to: `(flash, scratch, index, chunk)`, where
+/// `scratch` is a free sector buffer. A trait object, so the inflater is compiled once.
+pub type Sink<'a, F> = &'a mut dyn FnMut(&mut F, &mut [u8; SECTOR_LEN], u32, &[u8]) -> Result<(), Code>;
+
+/// Produces the output of `job` in sector-sized chunks.
+pub fn produce<F: NorFlash>(flash: &mut F, mem: &mut Mem, job: &Job, f: Sink<'_, F>) -> Result<Output, Code> {
     let Mem { window, input, sector } = mem;
     if !job.gzip {
         let mut i = 0;
@@ -100,7 +98,7 @@ pub fn produce<F: NorFlash>(
     let mut src = FlashSource { flash: &cell, buf: input, pos: job.src, end: job.src + job.len, i: 0, n: 0 };
     let mut err = Code::Ok;
     let mut i = 0;
-    let r = inflate::gunzip(&mut src, window, |chunk: &[u8]| {
+    let mut sink = |chunk: &[u8]| {
         let r = match cell.try_borrow_mut() {
             Ok(mut fl) => f(&mut **fl, sector, i, chunk),
             Err(_) => Err(Code::ReadFail),
@@ -115,7 +113,8 @@ pub fn produce<F: NorFlash>(
                 false
             }
         }
-    });
+    };
+    let r = inflate::gunzip(&mut src, window, &mut sink as &mut dyn FnMut(&[u8]) -> bool);
     match r {
         Ok(g) => Ok(Output { len: g.out_len, consumed: g.in_len }),
         Err(inflate::Error::Sink) => Err(err),
