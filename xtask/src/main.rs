@@ -2,6 +2,7 @@
 use std::process::ExitCode;
 
 mod bench;
+mod demo;
 mod device;
 mod sweep;
 mod util;
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
         "size" => device::size(),
         "sweep" => sweep::sweep(&rest),
         "bench" => bench::bench(&rest),
+        "demo" => demo::demo(&rest),
         "test" => test(),
         _ => {
             eprintln!("{USAGE}");

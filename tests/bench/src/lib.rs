@@ -1,1 +1,15 @@
-//! QEMU bench harness: one QEMU process per power-on, flash carried between runs.
+//! QEMU bench harness: the real bootloader image on an emulated lx106.
+//!
+//! * [`build`]: compiles the bench ROM and the test apps (xtensa-lx106-elf-gcc) and makes
+//!   Arduino flash images with `tools::image`.
+//! * [`qemu`]: one QEMU process per power-on; flash carried from run to run, RTC memory
+//!   only across soft resets; console, flash counters and instruction counts per run.
+//! * [`app`]: what a test app printed, and what it should have printed for an image.
+//! * [`scenario`]: flash layouts, staging like the Arduino `Updater`, and the power-cut sweep.
+pub mod app;
+pub mod build;
+pub mod qemu;
+pub mod scenario;
+
+pub use build::{build_fixtures, AppSpec, Fixtures};
+pub use qemu::{Counters, Cut, Device, End, Reset, Run};

@@ -1,0 +1,76 @@
+//! `demo`: the whole story on the bench: an app runs, a gzip update is staged the way the
+//! stock Arduino Updater stages it, power is cut in the middle of the copy, power comes
+//! back, the update completes and the new app boots.
+use bench::scenario::{check_outcome, flashed, stage, staging_addr, updater_command};
+use bench::{build_fixtures, AppSpec, Cut, Device, End, Reset, Run};
+
+use crate::bench::{outcome, sequence_instructions};
+
+fn show(n: usize, what: &str, runs: &[Run]) {
+    println!("\n── power-on {n}: {what}");
+    for r in runs {
+        for l in r.guest_output().lines().filter(|l| !l.trim().is_empty() && !l.starts_with("APP seg")) {
+            println!("   │ {l}");
+        }
+        let c = &r.counters;
+        println!(
+            "   └ {:?} reset, ended by {:?}: {} erases, {} bytes programmed, {} instructions",
+            r.reset, r.end, c.erases, c.programmed, r.run_instructions()
+        );
+    }
+}
+
+pub fn demo(_args: &[&str]) -> Result<(), String> {
+    let bin = crate::device::build()?;
+    let bl = std::fs::read(&bin).map_err(|e| e.to_string())?;
+    let fx = build_fixtures()?;
+    let old = fx.image(&bl, &AppSpec::new("OLD", 1, 96 * 1024))?;
+    let new = fx.image(&bl, &AppSpec::new("NEW", 2, 100 * 1024))?;
+    let gz = tools::gzip::gzip_best(&new);
+    println!("eboot-rs demo on the QEMU lx106 bench (1 MiB flash, layout 1M64)");
+    println!("  bootloader {} bytes at 0x0; app OLD {} bytes at 0x1000", bl.len(), old.len() - 4096);
+    println!("  update: app NEW, {} bytes, gzip {} bytes", new.len(), gz.len());
+
+    let mut d = Device::new(&fx.rom, flashed(&old), 42);
+    let r1 = d.boot_until_app(Reset::PowerOn, 3);
+    show(1, "OLD app installed, no command", &r1);
+
+    // The sketch stages the update and writes eboot's command, then ESP.restart().
+    let src = staging_addr(gz.len());
+    let mut staged = d.flash.clone();
+    stage(&mut staged, src, &gz);
+    d.flash = staged.clone();
+    let cmd = updater_command(src, 0, gz.len());
+    println!("\n   Update.end(): gzip staged at {src:#x}, command COPY_RAW {src:#x} -> 0x0, {} bytes; restart", gz.len());
+
+    // How many flash operations the whole update takes, to cut power halfway through.
+    let mut probe = Device::new(&fx.rom, staged, 43);
+    probe.write_command(&cmd);
+    let total = probe.soft_reset(None).counters.ops;
+    let cut = Cut { at: total / 2, keep: 20000, garbage: 0 };
+    d.write_command(&cmd);
+    let r2 = d.soft_reset(Some(cut));
+    show(2, &format!("soft reset with the command; power cut at flash operation {} of {total}", cut.at), std::slice::from_ref(&r2));
+    if r2.end != End::PowerCut {
+        return Err(format!("the power cut did not fire: {:?}", r2.end));
+    }
+    println!("   (RTC memory is lost with the power: the command block is garbage now)");
+
+    let r3 = d.boot_until_app(Reset::PowerOn, 6);
+    show(3, "power back on", &r3);
+    let last = r3.last().ok_or("no run")?;
+    check_outcome(&d.flash, last.app.as_ref(), &outcome("NEW", &new, "NEW"), &old[..4096])?;
+
+    println!("\nSummary");
+    println!("  power-on 1: OLD booted after {} instructions", sequence_instructions(&r1).unwrap_or(0));
+    println!("  power-on 2: update started, power lost after {} of {total} flash operations", cut.at);
+    println!(
+        "  power-on 3: update resumed and finished; NEW booted after {} instructions; flash holds NEW byte for byte",
+        sequence_instructions(&r3).unwrap_or(0)
+    );
+    println!("\nFlash the bootloader on a real board at 0x0:");
+    println!("  esptool.py --chip esp8266 write_flash 0x0 {}", bin.display());
+    println!("or a whole Arduino image (bootloader + sketch) built with otatool:");
+    println!("  otatool image -e {} -a sketch.elf -o sketch.bin && esptool.py --chip esp8266 write_flash 0x0 sketch.bin", bin.display());
+    Ok(())
+}
