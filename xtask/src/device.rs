@@ -1,15 +1,454 @@
 //! `setup`, `build`, `size`: the device toolchain and the bootloader image.
-use std::path::PathBuf;
+//!
+//! The recipe is design.md's "Toolchain for the device build": Debian's rustc 1.96
+//! (LLVM with the Xtensa `esp8266` CPU) builds `core` from source for
+//! `linker/esp8266.json` and emits assembly; GNU as for the lx106 assembles it (LLVM's
+//! own assembler misplaces Xtensa literal pools), GNU ld links it with our scripts, and
+//! the `tools` library turns the ELF into the flash image.
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
+use crate::util::{root, run};
+
+/// The bootloader must fit in flash sector 0: every Arduino app starts at 0x1000.
+pub const LIMIT: usize = 4096;
+/// elf2bin.py refuses a bootloader image that leaves fewer than 8 bytes in the sector.
+const ELF2BIN_LIMIT: usize = LIMIT - 8;
+
+/// Debian packages the device build and the bench need, with a file each that shows it
+/// is installed (cheaper and clearer than asking dpkg, and also true for a hand install).
+const PACKAGES: &[(&str, &str)] = &[
+    ("rustc-web", "/usr/bin/rustc"),
+    ("cargo-web", "/usr/bin/cargo"),
+    ("rust-web-src", "/usr/lib/rustlib/src/rust/library/core/Cargo.toml"),
+    ("binutils-xtensa-lx106", "/usr/bin/xtensa-lx106-elf-as"),
+    ("gcc-xtensa-lx106", "/usr/bin/xtensa-lx106-elf-gcc"),
+    ("qemu-system-misc", "/usr/bin/qemu-system-xtensa"),
+    ("gzip", "/bin/gzip"),
+    ("openssl", "/usr/bin/openssl"),
+    // Only for esptool below; any working `python3 -m pip` will do.
+    ("python3-pip", ""),
+];
+
+const DEVICE_RUSTC: &str = "/usr/bin/rustc";
+const DEVICE_CARGO: &str = "/usr/bin/cargo";
+const AS: &str = "xtensa-lx106-elf-as";
+const LD: &str = "xtensa-lx106-elf-ld";
+const NM: &str = "xtensa-lx106-elf-nm";
+
+fn installed(pkg: &str, file: &str) -> bool {
+    if !file.is_empty() {
+        return Path::new(file).exists();
+    }
+    match pkg {
+        "python3-pip" => succeeds(Command::new("python3").args(["-m", "pip", "--version"])),
+        _ => Command::new("dpkg-query")
+            .args(["-W", "-f=${Status}", pkg])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+            .unwrap_or(false),
+    }
+}
+
+/// Runs a probe quietly; true when it exits 0.
+fn succeeds(cmd: &mut Command) -> bool {
+    cmd.output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+fn missing_packages() -> Vec<&'static str> {
+    PACKAGES.iter().filter(|(p, f)| !installed(p, f)).map(|(p, _)| *p).collect()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// `apt-get ARGS` as root (through sudo when we are not root).
+fn apt_get(args: &[&str]) -> Result<(), String> {
+    let mut cmd = if is_root() {
+        Command::new("apt-get")
+    } else {
+        let mut c = Command::new("sudo");
+        c.arg("apt-get");
+        c
+    };
+    // Never stop to ask (CI has no standard input).
+    cmd.env("DEBIAN_FRONTEND", "noninteractive").args(args);
+    run(&mut cmd)
+}
+
+fn esptool_works() -> bool {
+    succeeds(Command::new("python3").args(["-m", "esptool", "version"]))
+}
+
+/// Installs whatever is missing; says what it installs, and nothing when all is there.
 pub fn setup() -> Result<(), String> {
-    Err("setup: not written yet".into())
+    let missing = missing_packages();
+    if !missing.is_empty() {
+        println!("setup: installing Debian packages: {}", missing.join(" "));
+        apt_get(&["update"])?;
+        let mut args = vec!["install", "-y", "--no-install-recommends"];
+        args.extend(&missing);
+        apt_get(&args)?;
+        let still = missing_packages();
+        if !still.is_empty() {
+            return Err(format!("setup: still missing after apt-get install: {}", still.join(" ")));
+        }
+    }
+    if !esptool_works() {
+        // The tools tests use esptool as a peer implementation of the image format.
+        println!("setup: installing esptool (pip)");
+        let pip = |extra: &[&str]| {
+            let mut c = Command::new("python3");
+            c.args(["-m", "pip", "install", "--quiet"]).args(extra).arg("esptool");
+            run(&mut c)
+        };
+        // Debian's own python3 refuses pip installs outside a venv (PEP 668) unless told.
+        pip(&[]).or_else(|_| pip(&["--break-system-packages"]))?;
+        if !esptool_works() {
+            return Err("setup: `python3 -m esptool version` still fails after pip install".into());
+        }
+    }
+    if missing.is_empty() {
+        println!("setup: everything needed is installed");
+    }
+    Ok(())
 }
 
-/// Builds target/esp8266/bootloader.bin and returns its path.
+/// Runs `setup` when a tool the device build needs is missing.
+fn ensure_toolchain() -> Result<(), String> {
+    if missing_packages().is_empty() {
+        Ok(())
+    } else {
+        setup()
+    }
+}
+
+/// Where the device build puts everything (its own cargo target dir inside).
+pub fn out_dir() -> PathBuf {
+    root().join("target").join("esp8266")
+}
+
+pub fn elf_path() -> PathBuf {
+    out_dir().join("bootloader.elf")
+}
+
+pub fn bin_path() -> PathBuf {
+    out_dir().join("bootloader.bin")
+}
+
+/// Profile settings for the device only, given on the command line so the workspace's
+/// host `release` profile stays as it is. opt-level "s", not "z": on this backend "s"
+/// gave the smaller image (11452 vs 11888 bytes of .text on the same core, measured).
+const PROFILE: &[&str] = &[
+    "profile.release.opt-level=\"s\"",
+    "profile.release.lto=\"fat\"",
+    "profile.release.codegen-units=1",
+    "profile.release.panic=\"abort\"",
+    "profile.release.debug=false",
+    "profile.release.incremental=false",
+    "profile.release.overflow-checks=false",
+    "profile.release.debug-assertions=false",
+];
+
+/// Environment of the host cargo that would leak into the device build and break it.
+const HOST_ENV: &[&str] = &[
+    "RUSTFLAGS",
+    "CARGO_ENCODED_RUSTFLAGS",
+    "RUSTC_WRAPPER",
+    "RUSTC_WORKSPACE_WRAPPER",
+    "CARGO_BUILD_TARGET",
+    "CARGO_TARGET_DIR",
+    "CARGO_BUILD_TARGET_DIR",
+    "RUSTUP_TOOLCHAIN",
+    "CARGO",
+    "RUSTC",
+    "RUSTDOC",
+];
+
+/// Compiles the crate to one assembly file (fat LTO: the whole program, `core` included).
+fn compile_asm(asm: &Path) -> Result<(), String> {
+    let root = root();
+    let cargo_dir = out_dir().join("cargo");
+    let mut cmd = Command::new(DEVICE_CARGO);
+    for v in HOST_ENV {
+        cmd.env_remove(v);
+    }
+    cmd.env("RUSTC", DEVICE_RUSTC)
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env("CARGO_TARGET_DIR", &cargo_dir)
+        .args(["rustc", "--release", "--quiet", "-p", "bootloader", "--bin", "bootloader"])
+        .args(["--features", "device", "-Zbuild-std=core", "-Zjson-target-spec"])
+        .arg("--target")
+        .arg(root.join("linker/esp8266.json"));
+    for p in PROFILE {
+        cmd.args(["--config", p]);
+    }
+    // -Zno-link: the object LLVM writes is the broken one; only the assembly is used.
+    cmd.arg("--").arg(format!("--emit=asm={}", asm.display())).arg("-Zno-link");
+    run(&mut cmd)?;
+    if !asm.exists() {
+        // Cargo found nothing to rebuild, but the assembly was deleted: forget the
+        // bootloader's fingerprints and compile again.
+        let fp = cargo_dir.join("esp8266/release/.fingerprint");
+        if let Ok(dir) = std::fs::read_dir(&fp) {
+            for e in dir.flatten() {
+                if e.file_name().to_string_lossy().starts_with("bootloader-") {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        run(&mut cmd)?;
+    }
+    if !asm.exists() {
+        return Err(format!("the device build wrote no {}", asm.display()));
+    }
+    Ok(())
+}
+
+/// What a device build produced.
+pub struct Built {
+    /// The linked ELF: bootloader.elf, or oversize.elf when the code overflowed its
+    /// 4 KiB IRAM window (linked with a larger window only to measure it).
+    pub elf: PathBuf,
+    /// The flash image made from `elf`.
+    pub image: Vec<u8>,
+}
+
+impl Built {
+    pub fn fits(&self) -> bool {
+        self.image.len() <= LIMIT
+    }
+}
+
+fn link(script: &Path, elf: &Path, objs: &[&Path]) -> Result<(), String> {
+    let mut cmd = Command::new(LD);
+    cmd.arg("-T")
+        .arg(script)
+        .arg("-T")
+        .arg(root().join("linker/rom.ld"))
+        // No libc, no libgcc: every external symbol must be a ROM address from rom.ld.
+        .args(["-nostdlib", "--gc-sections", "--orphan-handling=error", "--no-undefined"])
+        // The reservation for the core's RAM, sized by the type itself.
+        .arg(format!("--defsym=BOOT_MEM_SIZE={}", std::mem::size_of::<bootloader::Mem>()))
+        .arg("-Map")
+        .arg(elf.with_extension("map"))
+        .arg("-o")
+        .arg(elf)
+        .args(objs);
+    run(&mut cmd)
+}
+
+/// The linker script with a 64 KiB IRAM window, to measure code that does not fit.
+fn measuring_script() -> Result<PathBuf, String> {
+    let real = root().join("linker/bootloader.ld");
+    let text = std::fs::read_to_string(&real).map_err(|e| format!("{}: {e}", real.display()))?;
+    let window = "ORIGIN = 0x4010F000, LENGTH = 0x1000";
+    let check = "ASSERT(SIZEOF(.text) <= 0x1000";
+    if !text.contains(window) || !text.contains(check) {
+        return Err(format!("{}: no `{window}` / `{check}` to widen for measuring", real.display()));
+    }
+    let text = text
+        .replace(window, "ORIGIN = 0x4010F000, LENGTH = 0x10000")
+        .replace(check, "ASSERT(SIZEOF(.text) <= 0x10000");
+    std::fs::create_dir_all(out_dir()).map_err(|e| format!("{}: {e}", out_dir().display()))?;
+    let path = out_dir().join("measure.ld");
+    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
+/// Compiles, assembles, links and converts. An image over the limit is still returned
+/// (with its ELF) so `size` can show where the bytes go; bootloader.bin is written only
+/// for an image that fits.
+pub fn build_measured() -> Result<Built, String> {
+    ensure_toolchain()?;
+    let root = root();
+    let out = out_dir();
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let asm = out.join("bootloader.s");
+    compile_asm(&asm)?;
+
+    let main_o = out.join("bootloader.o");
+    let entry_o = out.join("entry.o");
+    run(Command::new(AS).arg("-o").arg(&main_o).arg(&asm))?;
+    run(Command::new(AS).arg("-o").arg(&entry_o).arg(root.join("bootloader/src/device/entry.S")))?;
+    let objs = [entry_o.as_path(), main_o.as_path()];
+
+    let bin = bin_path();
+    // Never leave an older image behind to be flashed by mistake.
+    let _ = std::fs::remove_file(&bin);
+    let mut elf = elf_path();
+    let _ = std::fs::remove_file(&elf);
+    if let Err(e) = link(&root.join("linker/bootloader.ld"), &elf, &objs) {
+        // Overflowing the IRAM window is the one failure worth measuring.
+        elf = out.join("oversize.elf");
+        link(&measuring_script()?, &elf, &objs).map_err(|_| e)?;
+        eprintln!("build: .text does not fit its 4 KiB IRAM window; measured in {}", elf.display());
+    }
+
+    let elf_bytes = std::fs::read(&elf).map_err(|e| format!("{}: {e}", elf.display()))?;
+    let image = tools::image::image_from_elf(&elf_bytes, &tools::image::FlashParams::default())
+        .map_err(|e| format!("{}: {e}", elf.display()))?;
+    let built = Built { elf, image };
+    if built.fits() {
+        tools::write_atomic(&bin, &built.image).map_err(|e| e.to_string())?;
+    }
+    Ok(built)
+}
+
+fn over_limit(len: usize) -> String {
+    format!(
+        "bootloader image is {len} bytes, {} over the {LIMIT}-byte limit (see `cargo xtask size`)",
+        len - LIMIT
+    )
+}
+
+/// Builds target/esp8266/bootloader.elf and bootloader.bin; returns the .bin path.
+/// Fails when the image exceeds 4096 bytes.
 pub fn build() -> Result<PathBuf, String> {
-    Err("build: not written yet".into())
+    let built = build_measured()?;
+    if !built.fits() {
+        return Err(over_limit(built.image.len()));
+    }
+    let bin = bin_path();
+    println!("build: {} ({} bytes of {LIMIT})", bin.display(), built.image.len());
+    Ok(bin)
 }
 
+/// One symbol of the ELF, for the per-function table.
+struct Sym {
+    size: u32,
+    kind: char,
+    name: String,
+}
+
+fn symbols(elf: &Path) -> Result<Vec<Sym>, String> {
+    let out = Command::new(NM)
+        .args(["--size-sort", "--reverse-sort", "-S", "-C"])
+        .arg(elf)
+        .output()
+        .map_err(|e| format!("{NM}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{NM} failed: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(parse_nm(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Lines of `nm -S`: "<addr> <size> <kind> <name>"; demangled names contain spaces.
+fn parse_nm(text: &str) -> Vec<Sym> {
+    let mut syms = Vec::new();
+    for line in text.lines() {
+        let mut parts = line.splitn(4, ' ');
+        let (_, size, kind, name) = (parts.next(), parts.next(), parts.next(), parts.next());
+        if let (Some(size), Some(kind), Some(name)) = (size, kind, name) {
+            if let Ok(size) = u32::from_str_radix(size, 16) {
+                let kind = kind.chars().next().unwrap_or('?');
+                syms.push(Sym { size, kind, name: name.to_string() });
+            }
+        }
+    }
+    syms
+}
+
+/// Memory by load address. Not `bootloader::image::Region`: that one says where an *app*
+/// may load, and the bootloader's own IRAM window (0x4010F000) is outside it on purpose.
+fn memory_name(addr: u32) -> &'static str {
+    match addr {
+        0x3FFE_8000..=0x3FFF_FFFF => "DRAM",
+        0x4010_0000..=0x4010_FFFF => "IRAM",
+        0x6000_0000..=0x6000_1FFF => "RTC",
+        _ => "other",
+    }
+}
+
+/// `cargo xtask size`: the image size against the limit, then where the bytes go.
 pub fn size() -> Result<(), String> {
-    Err("size: not written yet".into())
+    let built = build_measured()?;
+    let image = &built.image;
+    println!("bootloader image: {} bytes (limit {LIMIT})", image.len());
+
+    let parsed = tools::image::parse_image(image).map_err(|e| e.to_string())?;
+    let data: u32 = parsed.segments.iter().map(|s| s.len).sum();
+    println!();
+    println!("segments:");
+    for (i, s) in parsed.segments.iter().enumerate() {
+        println!("  {i}  0x{:08x}  {:>5} bytes  {}", s.addr, s.len, memory_name(s.addr));
+    }
+    println!(
+        "     headers, padding, checksum: {} bytes ({} segments)",
+        image.len() as u32 - data,
+        parsed.segments.len()
+    );
+    if image.len() > ELF2BIN_LIMIT && image.len() <= LIMIT {
+        println!("  note: over {ELF2BIN_LIMIT} bytes, Arduino's elf2bin.py would refuse this bootloader");
+    }
+
+    let syms = symbols(&built.elf)?;
+    println!();
+    println!("functions and data (largest first):");
+    for s in syms.iter().filter(|s| s.size > 0) {
+        let what = match s.kind.to_ascii_lowercase() {
+            't' => "code",
+            'r' | 'd' => "data",
+            'b' => "ram",
+            _ => "",
+        };
+        println!("  {:>5}  {:<4}  {}", s.size, what, s.name);
+    }
+    // Literal pools (constants and call targets that l32r loads) have no symbols: show
+    // what they and alignment take so the table adds up to the IRAM segment.
+    let iram: u32 = parsed
+        .segments
+        .iter()
+        .filter(|s| memory_name(s.addr) == "IRAM")
+        .map(|s| s.len)
+        .sum();
+    let code: u32 = syms.iter().filter(|s| s.kind.eq_ignore_ascii_case(&'t')).map(|s| s.size).sum();
+    println!("  {:>5}  lit   literal pools and alignment in IRAM", iram.saturating_sub(code));
+    if built.fits() {
+        Ok(())
+    } else {
+        Err(over_limit(image.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nm_lines_with_demangled_names() {
+        let text = "4010f7a4 00000f7c t bootloader::copy::produce::<Flash as X>\n\
+                    3ffe8000 B BOOT_MEM\n\
+                    4010f028 00000003 T _start\n";
+        let syms = parse_nm(text);
+        assert_eq!(syms.len(), 2, "lines without a size are not symbols with a size");
+        assert_eq!(syms[0].size, 0xf7c);
+        assert_eq!(syms[0].kind, 't');
+        assert_eq!(syms[0].name, "bootloader::copy::produce::<Flash as X>");
+        assert_eq!((syms[1].size, syms[1].kind, syms[1].name.as_str()), (3, 'T', "_start"));
+    }
+
+    #[test]
+    fn memory_names_cover_the_bootloader_window() {
+        assert_eq!(memory_name(0x4010_F000), "IRAM");
+        assert_eq!(memory_name(0x3FFF_2000), "DRAM");
+        assert_eq!(memory_name(0x4020_1010), "other");
+    }
+
+    #[test]
+    fn measuring_script_only_widens_the_iram_window() {
+        let real = std::fs::read_to_string(root().join("linker/bootloader.ld")).unwrap();
+        let wide = std::fs::read_to_string(measuring_script().unwrap()).unwrap();
+        assert!(wide.contains("ORIGIN = 0x4010F000, LENGTH = 0x10000"));
+        assert!(!wide.contains("LENGTH = 0x1000\n"));
+        // Everything else is the real script, line for line.
+        let differ = real.lines().zip(wide.lines()).filter(|(a, b)| a != b).count();
+        assert_eq!(differ, 2);
+        assert_eq!(real.lines().count(), wide.lines().count());
+    }
 }

@@ -1,0 +1,100 @@
+//! The device layer: everything that exists only on the ESP8266. The core (`bootloader`
+//! library) decides; this layer reads and writes the chip for it, loads the chosen app
+//! and jumps into it.
+
+mod flash;
+mod platform;
+mod rom;
+
+use core::ptr::addr_of_mut;
+
+use bootloader::{loader, report::Code, Boot, Mem};
+
+use flash::RomFlash;
+use platform::Device;
+
+extern "C" {
+    /// The core's RAM (inflate window, buffers) at 0x3FFE8000, reserved by the linker
+    /// script as NOBITS like eboot's globals: not zeroed, not in the image, overwritten
+    /// later by the app's DRAM segments. Declared here, placed there; `cargo xtask build`
+    /// sizes the reservation with `size_of::<Mem>()` (byte arrays: the same on any target).
+    #[allow(improper_ctypes)]
+    static mut BOOT_MEM: Mem;
+}
+
+/// Called by `_start` (entry.S).
+#[no_mangle]
+pub extern "C" fn eboot_rs_main() -> ! {
+    let mut flash = RomFlash;
+    let mut device = Device;
+    // eboot turns the watchdog off around a copy (copies can outlast its ~13 s) and then
+    // re-arms it with (4, 12, 12). Whether this boot copies is the core's decision, so
+    // the whole core runs with the watchdog off and every exit path re-arms it.
+    // SAFETY: ROM calls without pointer arguments.
+    unsafe { rom::ets_wdt_disable() };
+    // SAFETY: the only reference ever made to BOOT_MEM.
+    let mem = unsafe { &mut *addr_of_mut!(BOOT_MEM) };
+    let next = bootloader::boot(&mut flash, &mut device, mem);
+    // SAFETY: as above.
+    unsafe { rom::ets_wdt_enable(4, 12, 12) };
+    let code = match next {
+        Boot::App(app) => {
+            // Straight from flash to the load address, like eboot. From the first
+            // segment on, our own DRAM (BOOT_MEM, constants) may be overwritten: only
+            // code, literals (IRAM) and the stack are used until the jump.
+            let loaded = loader::for_each_load(&mut flash, &app, |seg, flash_off| {
+                // The ROM moves whole words: round the length up. Segment lengths in
+                // elf2bin/esptool images are word multiples already.
+                let len = (seg.len + 3) & !3;
+                // SAFETY: the loader only hands out segments inside loadable RAM
+                // (image::Region), away from this code and the stack.
+                unsafe { rom::SPIRead(flash_off, seg.addr as *mut u8, len) == 0 }
+            });
+            match loaded {
+                // SAFETY: every segment is in place; the app never returns.
+                Ok(()) => unsafe { rom::jump_to_app(app.entry) },
+                Err(code) => code,
+            }
+        }
+        Boot::Halt(code) => code,
+    };
+    halt(code)
+}
+
+/// Nothing to boot: say why ("e:" and the hex code, like eboot's "e:N"), then reset as
+/// eboot does on every failure.
+fn halt(code: Code) -> ! {
+    // The text is built in registers, not read from a string: after a failed load our DRAM
+    // constants may already be overwritten by app data.
+    let hex = |n: u32| {
+        let d = n & 15;
+        d + if d < 10 { b'0' as u32 } else { b'a' as u32 - 10 }
+    };
+    let c = code as u32;
+    putw(u32::from_le_bytes(*b"\ne:\0"));
+    putw(hex(c >> 4) | hex(c) << 8 | (b'\n' as u32) << 16);
+    rom::soft_reset()
+}
+
+/// Prints the bytes of `w`, low byte first, up to the first zero byte.
+fn putw(mut w: u32) {
+    while w & 0xFF != 0 {
+        // SAFETY: ROM UART output of one byte.
+        unsafe { rom::ets_putc(w & 0xFF) };
+        w >>= 8;
+    }
+}
+
+/// LLVM lowers a trap (`core::intrinsics::abort`, unreachable code) on Xtensa to a call
+/// to `abort`, which no ROM provides: it resets, like a panic.
+#[no_mangle]
+pub extern "C" fn abort() -> ! {
+    rom::soft_reset()
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    // The core is written not to panic; if it still does, a reset retries from a clean
+    // state (an interrupted update resumes from its journal).
+    rom::soft_reset()
+}

@@ -1,0 +1,33 @@
+//! `bootloader::Platform` on the chip: the RTC command block, the reset cause, the UART.
+
+use super::rom;
+
+/// User RTC memory 0x60001200..0x60001280: eboot's command block, our boot report.
+const RTC_BLOCK: *mut u32 = 0x6000_1200 as *mut u32;
+
+pub struct Device;
+
+impl bootloader::Platform for Device {
+    fn rtc_read(&self, i: usize) -> u32 {
+        // SAFETY: always-mapped RTC memory; the mask keeps any index inside the block.
+        unsafe { RTC_BLOCK.add(i & 31).read_volatile() }
+    }
+
+    fn rtc_write(&mut self, i: usize, v: u32) {
+        // SAFETY: as above; nothing else in RTC memory can be touched.
+        unsafe { RTC_BLOCK.add(i & 31).write_volatile(v) }
+    }
+
+    /// Only a power-on reset loses RTC memory; external-pin, software, watchdog and
+    /// deep-sleep resets keep it (esp8266-compat.md §2).
+    fn cold_boot(&self) -> bool {
+        rom::reset_cause() == rom::POWERON_RESET
+    }
+
+    fn log(&mut self, s: &[u8]) {
+        for &c in s {
+            // SAFETY: ROM UART output of one byte.
+            unsafe { rom::ets_putc(c as u32) }
+        }
+    }
+}
