@@ -25,31 +25,25 @@ pub const ACTION_COPY_RAW: u32 = 1;
 pub const ACTION_LOAD_APP: u32 = 0xFFFF_FFFF;
 
 /// Extension: boot the new app in trial; roll back unless it confirms.
-/// args[3] = backup address (0: the bootloader picks free space), args[4] = unconfirmed
-/// boots allowed before rollback (0: `DEFAULT_TRIAL_BOOTS`).
+/// args[4] = unconfirmed boots allowed before rollback (0: `DEFAULT_TRIAL_BOOTS`).
 pub const EXT_TRIAL: u32 = 0x001;
 /// Extension: args[5] = expected CRC-32 (gzip's CRC, ISO-HDLC) of the copied output.
 pub const EXT_CRC: u32 = 0x002;
-/// Extension: also install the image's sector 0 (it must be a valid bootloader image).
+/// Reserved: install the image's sector 0 too. Not implemented; refused like any flag
+/// outside `EXT_KNOWN`, so sector 0 is never rewritten.
 pub const EXT_SECTOR0: u32 = 0x004;
-/// Extension: args[6] = address of a free sector the bootloader may use as its work sector.
-pub const EXT_WORK: u32 = 0x008;
 /// Every extension flag this bootloader understands.
-pub const EXT_KNOWN: u32 = EXT_TRIAL | EXT_CRC | EXT_SECTOR0 | EXT_WORK;
+pub const EXT_KNOWN: u32 = EXT_TRIAL | EXT_CRC;
 
 pub const DEFAULT_TRIAL_BOOTS: u32 = 3;
 
-/// The CRC eboot, the Arduino core and elf2bin use (bitwise, MSB first, no final XOR).
-/// `NoTable` keeps the bootloader small.
+/// The CRC eboot, the Arduino core and elf2bin use (MSB first, no final XOR), for host
+/// code; the bootloader computes it with `crc::mpeg2` (same result, smaller).
 pub const CRC32_MPEG2: Crc<u32, NoTable> = Crc::<u32, NoTable>::new(&CRC_32_MPEG_2);
 
 /// CRC of words 0..=30 as stored in word 31.
 pub fn block_crc(words: &[u32; WORDS]) -> u32 {
-    let mut d = CRC32_MPEG2.digest();
-    for w in &words[..WORDS - 1] {
-        d.update(&w.to_le_bytes());
-    }
-    d.finalize()
+    crate::crc::mpeg2(&words[..WORDS - 1])
 }
 
 /// A command block that passed eboot's own checks (magic under mask, CRC).

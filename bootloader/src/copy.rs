@@ -1,5 +1,6 @@
 //! The copy engine: produces an image's output sector by sector (reading it raw, or
-//! inflating gzip) and makes destination sectors hold it, skipping sectors that already do.
+//! inflating gzip) and either checks it (the dry run) or makes destination sectors hold it,
+//! skipping sectors that already do.
 //!
 //! Skipping identical sectors is what makes a resumed copy cheap and correct: a sector that
 //! was completed before a power cut compares equal and is left alone; a torn one differs
@@ -10,8 +11,10 @@ use core::cell::RefCell;
 use embedded_storage::nor_flash::NorFlash;
 
 use crate::boot::Mem;
+use crate::crc;
 use crate::flash::{self, Words, SECTOR};
 use crate::inflate::{self, Source};
+use crate::loader::Walker;
 use crate::report::Code;
 
 const SECTOR_LEN: usize = SECTOR as usize;
@@ -25,116 +28,137 @@ pub struct Job {
     pub gzip: bool,
     /// Output byte `o` goes to flash `dst + o`.
     pub dst: u32,
-    /// Output chunks (sectors) before this index are not written (sector 0 of a sketch).
+    /// Output sectors before this index are skipped (sector 0 of a sketch: the bootloader
+    /// slot is never installed).
     pub first: u32,
-    /// Flash sector whose first 16 bytes stay erased (the app header, written last), or 0.
+    /// Flash sector whose first 16 bytes stay erased (the app header, programmed last), or
+    /// 0. A nonzero hole also marks the output as an app image (checked in the dry run).
     pub hole: u32,
 }
 
-/// gzip's CRC-32 (ISO-HDLC), also used for destination CRCs. `NoTable` keeps it small.
-pub const CRC32: crc::Crc<u32, crc::NoTable> =
-    crc::Crc::<u32, crc::NoTable>::new(&crc::CRC_32_ISO_HDLC);
-
-/// Reads staged gzip input from flash through a sector buffer. The flash is shared with
-/// the output sink through a `RefCell` (never borrowed twice: input and output alternate).
-struct FlashSource<'a, F> {
-    flash: &'a RefCell<&'a mut F>,
-    buf: &'a mut [u8; SECTOR_LEN],
-    pos: u32,
-    end: u32,
-    i: usize,
-    n: usize,
+/// What happens to each output sector. One concrete type, so the inflater is compiled
+/// once.
+pub struct Sink {
+    pub job: Job,
+    /// Dry run: check and measure, write nothing.
+    pub dry: bool,
+    /// Dry run: the output must end at or below this flash address.
+    pub limit: u32,
+    /// Dry run: CRC-32 (ISO-HDLC) of the output from sector `first`.
+    pub crc: u32,
+    /// Dry run: the app image check.
+    pub walk: Walker,
+    /// Dry run: the app's first 16 bytes.
+    pub head: [u8; 16],
 }
 
-impl<F: NorFlash> Source for FlashSource<'_, F> {
-    fn next(&mut self) -> Option<u8> {
-        if self.i >= self.n {
-            let left = self.end.checked_sub(self.pos)?;
-            if left == 0 {
-                return None;
-            }
-            let n = left.min(SECTOR);
-            // SPIRead wants whole words: read past the end inside the (staging) sector.
-            let rd = self.buf.get_mut(..((n + 3) & !3) as usize)?;
-            let mut f = self.flash.try_borrow_mut().ok()?;
-            flash::read(&mut **f, self.pos, rd).ok()?;
-            self.pos += n;
-            self.n = n as usize;
-            self.i = 0;
+impl Sink {
+    pub fn new(job: Job, dry: bool, limit: u32) -> Sink {
+        Sink { job, dry, limit, crc: 0, walk: Walker::new(), head: [0xFF; 16] }
+    }
+
+    fn chunk<F: NorFlash>(&mut self, f: &mut F, scratch: &mut [u8; SECTOR_LEN], i: u32, data: &[u8]) -> Result<(), Code> {
+        let job = &self.job;
+        if i < job.first {
+            return Ok(());
         }
-        let b = self.buf.get(self.i).copied();
-        self.i += 1;
-        b
+        let addr = job.dst + i * SECTOR;
+        if !self.dry {
+            return put_sector(f, scratch, addr, data, if addr == job.hole { 16 } else { 0 });
+        }
+        if data.len() as u32 > self.limit.saturating_sub(addr) {
+            return Err(Code::TooBig);
+        }
+        self.crc = crc::gzip(self.crc, data);
+        if job.hole != 0 {
+            if addr == job.hole {
+                for (h, b) in self.head.iter_mut().zip(data) {
+                    *h = *b;
+                }
+            }
+            self.walk.feed(data);
+        }
+        Ok(())
     }
 }
 
-/// What the output was.
+/// Reads staged gzip input from flash through a sector buffer. The flash is shared with
+/// the sink through a `RefCell` (input and output alternate, never overlap in time).
+struct FlashSource<'a, 'f, F> {
+    flash: &'a RefCell<&'f mut F>,
+    buf: &'a mut [u8; SECTOR_LEN],
+    pos: u32,
+    end: u32,
+}
+
+impl<F: NorFlash> Source for FlashSource<'_, '_, F> {
+    fn next(&mut self) -> Option<u8> {
+        if self.pos >= self.end {
+            return None;
+        }
+        let k = self.pos % SECTOR;
+        if k == 0 {
+            // Whole sectors: staged images start sector aligned and the chip is whole
+            // sectors, so this never reads past the chip.
+            let mut f = self.flash.try_borrow_mut().ok()?;
+            flash::read(&mut **f, self.pos, self.buf).ok()?;
+        }
+        self.pos += 1;
+        self.buf.get(k as usize).copied()
+    }
+}
+
+/// Input consumed (gzip: through the trailer) and output produced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Output {
     pub len: u32,
-    /// Input consumed (gzip: through the trailer).
     pub consumed: u32,
 }
 
-/// What `produce` hands each output sector to: `(flash, scratch, index, chunk)`, where
-/// `scratch` is a free sector buffer. A trait object, so the inflater is compiled once.
-pub type Sink<'a, F> = &'a mut dyn FnMut(&mut F, &mut [u8; SECTOR_LEN], u32, &[u8]) -> Result<(), Code>;
-
-/// Produces the output of `job` in sector-sized chunks.
-pub fn produce<F: NorFlash>(flash: &mut F, mem: &mut Mem, job: &Job, f: Sink<'_, F>) -> Result<Output, Code> {
+/// Produces the output of `sink.job` sector by sector into `sink`.
+pub fn produce<F: NorFlash>(flash: &mut F, mem: &mut Mem, sink: &mut Sink) -> Result<Output, Code> {
     let Mem { window, input, sector } = mem;
+    let job = sink.job;
     if !job.gzip {
         let mut i = 0;
         while i * SECTOR < job.len {
-            let n = (job.len - i * SECTOR).min(SECTOR);
-            let buf = window.get_mut(..((n + 3) & !3) as usize).ok_or(Code::ReadFail)?;
+            let buf: &mut [u8; SECTOR_LEN] = input;
             flash::read(flash, job.src + i * SECTOR, buf)?;
-            f(flash, sector, i, buf.get(..n as usize).ok_or(Code::ReadFail)?)?;
+            let n = (job.len - i * SECTOR).min(SECTOR) as usize;
+            sink.chunk(flash, sector, i, buf.get(..n).unwrap_or(&[]))?;
             i += 1;
         }
         return Ok(Output { len: job.len, consumed: job.len });
     }
     let cell = RefCell::new(flash);
-    let mut src = FlashSource { flash: &cell, buf: input, pos: job.src, end: job.src + job.len, i: 0, n: 0 };
+    let mut src = FlashSource { flash: &cell, buf: input, pos: job.src, end: job.src + job.len };
     let mut err = Code::Ok;
     let mut i = 0;
-    let mut sink = |chunk: &[u8]| {
+    let r = inflate::gunzip(&mut src, window, |data: &[u8]| {
         let r = match cell.try_borrow_mut() {
-            Ok(mut fl) => f(&mut **fl, sector, i, chunk),
+            Ok(mut fl) => sink.chunk(&mut **fl, sector, i, data),
             Err(_) => Err(Code::ReadFail),
         };
-        match r {
-            Ok(()) => {
-                i += 1;
-                true
-            }
-            Err(c) => {
-                err = c;
-                false
-            }
-        }
-    };
-    let r = inflate::gunzip(&mut src, window, &mut sink as &mut dyn FnMut(&[u8]) -> bool);
+        i += 1;
+        err = r.err().unwrap_or(Code::Ok);
+        err == Code::Ok
+    });
     match r {
         Ok(g) => Ok(Output { len: g.out_len, consumed: g.in_len }),
         Err(inflate::Error::Sink) => Err(err),
         Err(inflate::Error::Header) => Err(Code::GzipHeader),
         Err(inflate::Error::Data) => Err(Code::GzipData),
-        Err(inflate::Error::Truncated) | Err(inflate::Error::Trailer) => Err(Code::GzipTrailer),
+        Err(_) => Err(Code::GzipTrailer),
     }
 }
 
-/// Whether the sector in `have` already holds `data` (after `hole` erased bytes, padded
-/// with 0xFF).
-fn same(have: &[u8; SECTOR_LEN], data: &[u8], hole: usize) -> bool {
-    have.iter().enumerate().all(|(k, &b)| {
-        let want = if k < hole { 0xFF } else { data.get(k).copied().unwrap_or(0xFF) };
-        b == want
-    })
+/// Copies `job`'s output to its destination (compare-skip per sector).
+pub fn copy<F: NorFlash>(flash: &mut F, mem: &mut Mem, job: Job) -> Result<(), Code> {
+    produce(flash, mem, &mut Sink::new(job, false, 0)).map(|_| ())
 }
 
 /// Programs `data` at `addr`; a partial last word is padded with 0xFF.
-pub fn program<F: NorFlash>(flash: &mut F, addr: u32, data: &[u8]) -> Result<(), Code> {
+fn program<F: NorFlash>(flash: &mut F, addr: u32, data: &[u8]) -> Result<(), Code> {
     let whole = data.len() & !3;
     let (body, tail) = data.split_at(whole);
     if !body.is_empty() {
@@ -150,47 +174,35 @@ pub fn program<F: NorFlash>(flash: &mut F, addr: u32, data: &[u8]) -> Result<(),
     Ok(())
 }
 
-/// Makes the sector at `addr` hold `data` (its first `hole` bytes left erased). Returns
-/// whether it had to erase and program.
-pub fn put_sector<F: NorFlash>(
-    flash: &mut F,
-    scratch: &mut [u8; SECTOR_LEN],
-    addr: u32,
-    data: &[u8],
-    hole: usize,
-) -> Result<bool, Code> {
+/// Makes the sector at `addr` hold `data` then 0xFF, its first `hole` bytes erased.
+/// Leaves it alone when it already does.
+fn put_sector<F: NorFlash>(flash: &mut F, scratch: &mut [u8; SECTOR_LEN], addr: u32, data: &[u8], hole: usize) -> Result<(), Code> {
     flash::read(flash, addr, scratch)?;
-    if same(scratch, data, hole) {
-        return Ok(false);
+    let same = scratch.iter().enumerate().all(|(k, &b)| b == if k < hole { 0xFF } else { data.get(k).copied().unwrap_or(0xFF) });
+    if same {
+        return Ok(());
     }
     flash::erase(flash, addr)?;
-    program(flash, addr + hole as u32, data.get(hole..).unwrap_or(&[]))?;
-    Ok(true)
+    program(flash, addr + hole as u32, data.get(hole..).unwrap_or(&[]))
 }
 
-/// CRC-32 (ISO-HDLC) of flash `[from, to)`, with the 16 bytes at `head_at` replaced by
-/// `head` (the app header that is written last).
-pub fn crc_flash<F: NorFlash>(
-    flash: &mut F,
-    buf: &mut [u8; SECTOR_LEN],
-    from: u32,
-    to: u32,
-    head_at: u32,
-    head: &[u8; 16],
-) -> Result<u32, Code> {
-    let mut d = CRC32.digest();
+/// CRC-32 (ISO-HDLC) of flash `[from, to)`, `from` sector aligned, with the first 16 bytes
+/// at `from` replaced by `head` when `with_head` (the app header is written last).
+pub fn crc_flash<F: NorFlash>(flash: &mut F, buf: &mut [u8; SECTOR_LEN], from: u32, to: u32, head: Option<&[u8; 16]>) -> Result<u32, Code> {
+    let mut c = 0;
     let mut pos = from;
     while pos < to {
-        let n = (to - pos).min(SECTOR - pos % SECTOR);
-        let rd = buf.get_mut(..((n + 3) & !3) as usize).ok_or(Code::ReadFail)?;
-        flash::read(flash, pos, rd)?;
-        if pos == head_at {
-            for (d, s) in rd.iter_mut().zip(head) {
-                *d = *s;
+        flash::read(flash, pos, buf)?;
+        if pos == from {
+            if let Some(h) = head {
+                for (d, s) in buf.iter_mut().zip(h) {
+                    *d = *s;
+                }
             }
         }
-        d.update(rd.get(..n as usize).ok_or(Code::ReadFail)?);
-        pos += n;
+        let n = (to - pos).min(SECTOR) as usize;
+        c = crc::gzip(c, buf.get(..n).unwrap_or(&[]));
+        pos += SECTOR;
     }
-    Ok(d.finalize())
+    Ok(c)
 }

@@ -10,10 +10,13 @@
 //! - length and distance bases are computed from the symbol, not tabulated;
 //! - the caller's 32 KiB window is a ring; every 4096 output bytes the sector just completed is
 //!   handed to the sink (4096 divides 32768, so a chunk is always one contiguous slice);
+//! - errors are sticky (as puff's longjmp): the first one is recorded, after it input reads
+//!   as zeros without touching the source, nothing more reaches the sink, and the loops that
+//!   are not bounded by a count stop. Returning `Result` from every bit read instead costs
+//!   hundreds of bytes on lx106, where it goes through memory;
 //! - the byte source and the sink are used through `dyn`, so the decoder exists once in the
 //!   image however many (source, sink) pairs call [`gunzip`];
-//! - every array index is masked or checked, so there is no panic path: malformed input
-//!   only ever yields an [`Error`].
+//! - every array index is masked or checked, so there is no panic path.
 //!
 //! Input is pulled one byte at a time and only when a bit is needed, so nothing past the
 //! trailer is read and [`Gzip::in_len`] is exact.
@@ -24,8 +27,6 @@
 //! - `gunzip(src, window, sink)` inflates one gzip member, checks CRC-32 and ISIZE, and hands
 //!   the output to `sink` in chunks that end on 4096-byte boundaries of the output stream
 //!   (every chunk but the last is exactly 4096 bytes). `sink` returns false to abort.
-
-use crc::{Crc, Digest, NoTable, CRC_32_ISO_HDLC};
 
 pub const WINDOW: usize = 32768;
 /// Output is delivered in chunks of this size (one flash sector).
@@ -60,19 +61,27 @@ pub struct Gzip {
     pub in_len: u32,
 }
 
-/// gzip's CRC-32. Bitwise (`NoTable`): ~40 instructions a byte, but no 1 KB table in flash.
-static CRC32: Crc<u32, NoTable> = Crc::<u32, NoTable>::new(&CRC_32_ISO_HDLC);
-
 const MASK: u32 = WINDOW as u32 - 1;
-const _: () = assert!(WINDOW.is_power_of_two() && CHUNK.is_power_of_two() && CHUNK <= WINDOW);
 /// Offset within a chunk.
 const CMASK: u32 = CHUNK as u32 - 1;
+const _: () = assert!(WINDOW.is_power_of_two() && CHUNK.is_power_of_two() && CHUNK <= WINDOW);
 
-/// Literal/length symbols a table can hold (288: the fixed code defines 286 and 287).
-const NSYM: usize = 288;
+/// Code lengths kept: 288 literal/length + 32 distance (fixed code; a dynamic one is smaller).
+const NLENGTHS: usize = 320;
 
 /// Order in which a dynamic block sends the code-length code's lengths (RFC 1951 3.2.7).
 const ORDER: [u8; 19] = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15];
+
+/// Adds one byte to a CRC-32 (ISO-HDLC, reflected, kept inverted). Bitwise, not the `crc`
+/// crate: its `NoTable` digest is ~450 bytes of lx106 code, this ~40; both take 8 steps a
+/// byte (a 16-entry nibble table would halve that for 64 more bytes).
+fn crc_byte(mut crc: u32, b: u8) -> u32 {
+    crc ^= b as u32;
+    for _ in 0..8 {
+        crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
+    }
+    crc
+}
 
 /// Inflates one gzip member from `src`, using `window` as the 32 KiB history.
 pub fn gunzip<S: Source, K: FnMut(&[u8]) -> bool>(
@@ -80,339 +89,384 @@ pub fn gunzip<S: Source, K: FnMut(&[u8]) -> bool>(
     window: &mut [u8; WINDOW],
     mut sink: K,
 ) -> Result<Gzip, Error> {
-    run(src, window, &mut sink)
+    inflate(src, window, &mut sink)
 }
 
-/// Bit reader and output ring.
-struct Io<'a> {
-    src: &'a mut dyn Source,
-    sink: &'a mut dyn FnMut(&[u8]) -> bool,
-    window: &'a mut [u8; WINDOW],
+/// The one, non-generic, instance of the decoder.
+fn inflate(
+    src: &mut dyn Source,
+    window: &mut [u8; WINDOW],
+    sink: &mut dyn FnMut(&[u8]) -> bool,
+) -> Result<Gzip, Error> {
+    let mut z = Inflater {
+        bitbuf: 0,
+        bitcnt: 0,
+        in_len: 0,
+        out: 0,
+        crc: !0,
+        in_header: false,
+        err: None,
+        src,
+        sink,
+        window,
+        huff: [Huff { count: [0; 16], symbol: [0; NLENGTHS] }, Huff { count: [0; 16], symbol: [0; NLENGTHS] }],
+        lengths: [0; NLENGTHS],
+    };
+    z.run()
+}
+
+/// A canonical Huffman code: how many codes of each length, and the symbols in code order.
+struct Huff {
+    count: [u16; 16],
+    symbol: [u16; NLENGTHS],
+}
+
+/// Which table of `Inflater::huff`: literal/length (also the code-length code), distance.
+const LENS: usize = 0;
+const DISTS: usize = 1;
+
+/// `repr(C)`: the scalars first, so that on lx106 they sit at small offsets that loads and
+/// stores encode directly, with the big tables after them.
+#[repr(C)]
+struct Inflater<'a> {
+    /// The first error; once set, input reads as zeros and the sink is no longer called.
+    err: Option<Error>,
     /// Pending input bits, next bit in bit 0; fewer than 8 between calls to `bits`.
     bitbuf: u32,
     bitcnt: u32,
     in_len: u32,
     /// Output bytes so far; also the ring position (mod `WINDOW`).
     out: u32,
-    crc: Digest<'static, u32, NoTable>,
+    /// CRC-32 (inverted) of the output; of the header bytes before it.
+    crc: u32,
+    in_header: bool,
+    src: &'a mut dyn Source,
+    sink: &'a mut dyn FnMut(&[u8]) -> bool,
+    window: &'a mut [u8; WINDOW],
+    huff: [Huff; 2],
+    /// Code lengths: literal/length then distance (first, those of the code-length code).
+    lengths: [u8; NLENGTHS],
 }
 
-impl Io<'_> {
-    fn byte(&mut self) -> Result<u32, Error> {
-        let b = self.src.next().ok_or(Error::Truncated)?;
-        self.in_len = self.in_len.wrapping_add(1);
-        Ok(b as u32)
+impl Inflater<'_> {
+    fn fail(&mut self, e: Error) {
+        if self.err.is_none() {
+            self.err = Some(e);
+        }
     }
 
-    /// The next `n` (1..=16) bits, LSB first. Reads input only as far as it must.
-    fn bits(&mut self, n: u32) -> Result<u32, Error> {
+    /// The next input byte; 0 once anything failed (the source is not asked again).
+    /// Not inlined: `bits` then keeps only its own two fields live across the call.
+    #[inline(never)]
+    fn byte(&mut self) -> u32 {
+        if self.err.is_none() {
+            if let Some(b) = self.src.next() {
+                self.in_len = self.in_len.wrapping_add(1);
+                if self.in_header {
+                    self.crc = crc_byte(self.crc, b);
+                }
+                return b as u32;
+            }
+            self.err = Some(Error::Truncated);
+        }
+        0
+    }
+
+    /// The next `n` (0..=16) bits, LSB first. Reads input only as far as it must.
+    fn bits(&mut self, n: u32) -> u32 {
         while self.bitcnt < n {
-            self.bitbuf |= self.byte()? << self.bitcnt;
+            self.bitbuf |= self.byte() << self.bitcnt;
             self.bitcnt += 8;
         }
         let v = self.bitbuf & ((1 << n) - 1);
         self.bitbuf >>= n;
         self.bitcnt -= n;
-        Ok(v)
+        v
     }
 
-    /// Drops the bits left in the current byte (stored blocks and the trailer are aligned).
+    /// Drops the bits left in the current byte (stored blocks and the trailer start on one).
     fn align(&mut self) {
         self.bitbuf = 0;
         self.bitcnt = 0;
     }
 
-    fn put(&mut self, b: u8) -> Result<(), Error> {
+    /// A 32-bit little-endian field.
+    fn word(&mut self) -> u32 {
+        self.bits(16) | self.bits(16) << 16
+    }
+
+    fn put(&mut self, b: u8) {
+        self.crc = crc_byte(self.crc, b);
         self.window[(self.out & MASK) as usize] = b;
         self.out = self.out.wrapping_add(1);
         if self.out & CMASK == 0 {
-            self.flush()?;
+            self.flush();
         }
-        Ok(())
     }
 
     /// Hands over the (possibly partial) sector holding the last byte written.
-    fn flush(&mut self) -> Result<(), Error> {
+    fn flush(&mut self) {
+        if self.err.is_some() {
+            return;
+        }
         let last = self.out.wrapping_sub(1);
         let start = (last & MASK & !CMASK) as usize;
         let end = start + (last & CMASK) as usize + 1;
-        let chunk = self.window.get(start..end).ok_or(Error::Data)?;
-        self.crc.update(chunk);
-        if (self.sink)(chunk) {
-            Ok(())
-        } else {
-            Err(Error::Sink)
-        }
-    }
-}
-
-/// A canonical Huffman code: how many codes of each length, and the symbols in code order.
-struct Huff {
-    count: [u16; 16],
-    symbol: [u16; NSYM],
-}
-
-impl Huff {
-    /// Builds the code for `lengths` (one per symbol, 0 = unused). Over-subscribed codes are
-    /// rejected; incomplete ones too, except (as zlib) a lone 1-bit code or no code at all,
-    /// when not `strict`. The unused codes of an incomplete table fail in `decode`.
-    fn build(&mut self, lengths: &[u8], strict: bool) -> Result<(), Error> {
-        self.count = [0; 16];
-        for &l in lengths {
-            self.count[(l & 15) as usize] += 1;
-        }
-        // offs[len]: index in `symbol` of the first code of that length.
-        let mut offs = [0u16; 16];
-        let mut left: i32 = 1;
-        let mut sum = 0;
-        for (o, &c) in offs.iter_mut().zip(&self.count).skip(1) {
-            *o = sum;
-            sum += c;
-            left = (left << 1) - c as i32;
-            if left < 0 {
-                return Err(Error::Data);
+        if let Some(chunk) = self.window.get(start..end) {
+            if !(self.sink)(chunk) {
+                self.err = Some(Error::Sink);
             }
         }
-        for (sym, &l) in lengths.iter().enumerate() {
-            if l != 0 {
-                let o = &mut offs[(l & 15) as usize];
-                if let Some(s) = self.symbol.get_mut(*o as usize) {
-                    *s = sym as u16;
+    }
+
+    /// Not inlined into `inflate`: the frame holding the tables is big, and on lx106 every
+    /// register spill at a large frame offset costs an extra instruction.
+    #[inline(never)]
+    fn run(&mut self) -> Result<Gzip, Error> {
+        self.header();
+        loop {
+            // BFINAL, BTYPE.
+            let h = self.bits(3);
+            match h >> 1 {
+                0 => self.stored(),
+                1 => {
+                    for (i, l) in self.lengths.iter_mut().enumerate() {
+                        *l = match i {
+                            0..=143 => 8,
+                            144..=255 => 9,
+                            256..=279 => 7,
+                            280..=287 => 8,
+                            // 32 distance codes, so the table is complete; 30 and 31 are
+                            // rejected when decoded.
+                            _ => 5,
+                        };
+                    }
+                    self.codes(288, 32);
                 }
-                *o += 1;
-            }
-        }
-        if left > 0 && (strict || (self.count[0] + self.count[1]) as usize != lengths.len()) {
-            return Err(Error::Data);
-        }
-        Ok(())
-    }
-}
-
-/// Reads one symbol of `h`, a bit at a time (codes arrive MSB first).
-fn decode(io: &mut Io, h: &Huff) -> Result<u32, Error> {
-    // `code` is the bits so far; `first` the first code of this length; `index` the number of
-    // symbols with shorter codes.
-    let (mut code, mut first, mut index) = (0u32, 0u32, 0u32);
-    for &count in &h.count[1..] {
-        code |= io.bits(1)?;
-        let count = count as u32;
-        if code < first + count {
-            let s = h.symbol.get((index + code - first) as usize);
-            return s.map(|&s| s as u32).ok_or(Error::Data);
-        }
-        index += count;
-        first = (first + count) << 1;
-        code <<= 1;
-    }
-    Err(Error::Data)
-}
-
-/// Length (`k` = 2, `b0` = 3, symbols 257..284 less 257) or distance (`k` = 1, `b0` = 1)
-/// from its symbol: the first 2 << k symbols have no extra bits, then each group of 1 << k
-/// symbols has one more extra bit than the last and bases doubling.
-fn base(io: &mut Io, s: u32, k: u32, b0: u32) -> Result<u32, Error> {
-    if s < 2 << k {
-        return Ok(s + b0);
-    }
-    let extra = (s >> k) - 1;
-    Ok((((1 << k) | (s & ((1 << k) - 1))) << extra) + b0 + io.bits(extra)?)
-}
-
-struct Tables {
-    lens: Huff,
-    dists: Huff,
-    /// Code lengths of the literal/length then the distance code (and, first, of the
-    /// code-length code). Sized so a u8 index needs no check.
-    lengths: [u8; 320],
-}
-
-fn run(
-    src: &mut dyn Source,
-    window: &mut [u8; WINDOW],
-    sink: &mut dyn FnMut(&[u8]) -> bool,
-) -> Result<Gzip, Error> {
-    let mut io = Io { src, sink, window, bitbuf: 0, bitcnt: 0, in_len: 0, out: 0, crc: CRC32.digest() };
-    let io = &mut io;
-    header(io)?;
-
-    let mut t = Tables {
-        lens: Huff { count: [0; 16], symbol: [0; NSYM] },
-        dists: Huff { count: [0; 16], symbol: [0; NSYM] },
-        lengths: [0; 320],
-    };
-    loop {
-        let last = io.bits(1)?;
-        let (nlen, ndist) = match io.bits(2)? {
-            0 => {
-                stored(io)?;
-                (0, 0)
-            }
-            1 => {
-                for (i, l) in t.lengths.iter_mut().enumerate() {
-                    *l = match i {
-                        0..=143 => 8,
-                        144..=255 => 9,
-                        256..=279 => 7,
-                        280..=287 => 8,
-                        // 32 distance codes, so the table is complete; 30 and 31 are
-                        // rejected when decoded.
-                        _ => 5,
-                    };
+                2 => {
+                    let (nlen, ndist) = self.dynamic();
+                    self.codes(nlen, ndist);
                 }
-                (288, 32)
+                _ => self.fail(Error::Data),
             }
-            2 => dynamic(io, &mut t)?,
-            _ => return Err(Error::Data),
-        };
-        if nlen != 0 {
-            let lens = t.lengths.get(..nlen).ok_or(Error::Data)?;
-            t.lens.build(lens, false)?;
-            let dists = t.lengths.get(nlen..nlen + ndist).ok_or(Error::Data)?;
-            t.dists.build(dists, false)?;
-            codes(io, &t)?;
+            if h & 1 != 0 || self.err.is_some() {
+                break;
+            }
         }
-        if last != 0 {
-            break;
+        if self.out & CMASK != 0 {
+            self.flush();
         }
+        let crc = !self.crc;
+        self.align();
+        let want_crc = self.word();
+        let want_len = self.word();
+        if let Some(e) = self.err {
+            return Err(e);
+        }
+        if want_crc != crc || want_len != self.out {
+            return Err(Error::Trailer);
+        }
+        Ok(Gzip { out_len: self.out, crc, in_len: self.in_len })
     }
 
-    if io.out & CMASK != 0 {
-        io.flush()?;
+    /// Checks and skips the gzip header (RFC 1952 2.3), verifying FHCRC when present.
+    /// `crc` meanwhile accumulates the header bytes (see `byte`).
+    fn header(&mut self) {
+        self.in_header = true;
+        let id = self.word();
+        // Magic, method 8 (deflate), no reserved flag.
+        if id & 0xE0FF_FFFF != 0x0008_8B1F {
+            self.fail(Error::Header);
+        }
+        let flags = id >> 24;
+        // MTIME, XFL, OS.
+        for _ in 0..3 {
+            self.bits(16);
+        }
+        // FEXTRA: a little-endian length and that many bytes.
+        if flags & 4 != 0 {
+            for _ in 0..self.bits(16) {
+                self.bits(8);
+            }
+        }
+        // FNAME, FCOMMENT: zero-terminated (input reads as zeros after an error).
+        for f in [8, 16] {
+            if flags & f != 0 {
+                while self.bits(8) != 0 {}
+            }
+        }
+        self.in_header = false;
+        // FHCRC: low half of the CRC-32 of the header so far.
+        if flags & 2 != 0 && self.bits(16) != !self.crc & 0xFFFF {
+            self.fail(Error::Header);
+        }
+        self.crc = !0;
     }
-    io.align();
-    let crc = io.crc.clone().finalize();
-    let want_crc = io.bits(16)? | io.bits(16)? << 16;
-    let want_len = io.bits(16)? | io.bits(16)? << 16;
-    if want_crc != crc || want_len != io.out {
-        return Err(Error::Trailer);
-    }
-    Ok(Gzip { out_len: io.out, crc, in_len: io.in_len })
-}
 
-/// Checks and skips the gzip header (RFC 1952 2.3), verifying FHCRC when present.
-fn header(io: &mut Io) -> Result<(), Error> {
-    let mut h = CRC32.digest();
-    let mut next = |io: &mut Io| -> Result<u32, Error> {
-        let b = io.byte()?;
-        h.update(&[b as u8]);
-        Ok(b)
-    };
-    // Magic, method 8 (deflate).
-    if next(io)? != 0x1F || next(io)? != 0x8B || next(io)? != 8 {
-        return Err(Error::Header);
-    }
-    let flags = next(io)?;
-    if flags & 0xE0 != 0 {
-        return Err(Error::Header);
-    }
-    // MTIME, XFL, OS.
-    for _ in 0..6 {
-        next(io)?;
-    }
-    // FEXTRA: a little-endian length and that many bytes.
-    if flags & 4 != 0 {
-        let n = next(io)? | next(io)? << 8;
-        for _ in 0..n {
-            next(io)?;
-        }
-    }
-    // FNAME, FCOMMENT: zero-terminated.
-    for f in [8, 16] {
-        if flags & f != 0 {
-            while next(io)? != 0 {}
-        }
-    }
-    // FHCRC: low half of the CRC-32 of the header so far.
-    if flags & 2 != 0 {
-        let want = h.finalize() & 0xFFFF;
-        if io.bits(16)? != want {
-            return Err(Error::Header);
-        }
-    }
-    Ok(())
-}
-
-fn stored(io: &mut Io) -> Result<(), Error> {
-    io.align();
-    let len = io.bits(16)?;
-    if io.bits(16)? != len ^ 0xFFFF {
-        return Err(Error::Data);
-    }
-    for _ in 0..len {
-        let b = io.byte()?;
-        io.put(b as u8)?;
-    }
-    Ok(())
-}
-
-/// Reads a dynamic block's code lengths into `t.lengths`; returns the literal/length and
-/// distance code sizes.
-fn dynamic(io: &mut Io, t: &mut Tables) -> Result<(usize, usize), Error> {
-    let nlen = io.bits(5)? as usize + 257;
-    let ndist = io.bits(5)? as usize + 1;
-    let ncode = io.bits(4)? as usize + 4;
-    if nlen > 286 || ndist > 30 {
-        return Err(Error::Data);
-    }
-    t.lengths = [0; 320];
-    for &o in ORDER.iter().take(ncode) {
-        t.lengths[o as usize] = io.bits(3)? as u8;
-    }
-    t.lens.build(&t.lengths[..19], true)?;
-
-    let n = nlen + ndist;
-    let mut i = 0;
-    while i < n {
-        let sym = decode(io, &t.lens)?;
-        let (v, rep) = match sym {
-            0..=15 => (sym as u8, 1),
-            // Repeat the previous length (none before the first: `get` fails).
-            16 => (*t.lengths.get(i.wrapping_sub(1)).ok_or(Error::Data)?, 3 + io.bits(2)?),
-            17 => (0, 3 + io.bits(3)?),
-            _ => (0, 11 + io.bits(7)?),
-        };
-        for _ in 0..rep {
-            *t.lengths.get_mut(i).ok_or(Error::Data)? = v;
-            i += 1;
-        }
-    }
-    // A repeat ran past the end, or there is no end-of-block code.
-    if i != n || t.lengths[256] == 0 {
-        return Err(Error::Data);
-    }
-    Ok((nlen, ndist))
-}
-
-/// Decodes a compressed block's symbols until end-of-block.
-fn codes(io: &mut Io, t: &Tables) -> Result<(), Error> {
-    loop {
-        let sym = decode(io, &t.lens)?;
-        if sym < 256 {
-            io.put(sym as u8)?;
-            continue;
-        }
-        let s = sym - 256;
-        if s == 0 {
-            return Ok(());
-        }
-        let len = match s - 1 {
-            28 => 258,
-            s @ 0..=27 => base(io, s, 2, 3)?,
-            // 286, 287
-            _ => return Err(Error::Data),
-        };
-        let d = decode(io, &t.dists)?;
-        if d >= 30 {
-            return Err(Error::Data);
-        }
-        let dist = base(io, d, 1, 1)?;
-        if dist > io.out {
-            return Err(Error::Data);
+    fn stored(&mut self) {
+        self.align();
+        // LEN, NLEN.
+        let w = self.word();
+        let len = w & 0xFFFF;
+        if w >> 16 != len ^ 0xFFFF {
+            self.fail(Error::Data);
+            return;
         }
         for _ in 0..len {
-            let b = io.window[(io.out.wrapping_sub(dist) & MASK) as usize];
-            io.put(b)?;
+            let b = self.bits(8);
+            self.put(b as u8);
         }
+    }
+
+    /// Reads a dynamic block's code lengths into `lengths`; returns the literal/length and
+    /// distance code sizes.
+    fn dynamic(&mut self) -> (usize, usize) {
+        // HLIT, HDIST, HCLEN.
+        let h = self.bits(14) as usize;
+        let nlen = (h & 31) + 257;
+        let ndist = (h >> 5 & 31) + 1;
+        let ncode = (h >> 10) + 4;
+        if nlen > 286 || ndist > 30 {
+            self.fail(Error::Data);
+        }
+        self.lengths[..19].fill(0);
+        for &o in ORDER.iter().take(ncode) {
+            self.lengths[o as usize] = self.bits(3) as u8;
+        }
+        self.build(LENS, 0, 19, true);
+
+        let n = nlen + ndist;
+        let mut i = 0;
+        while i < n {
+            let sym = self.decode(LENS);
+            // (length, repeat count base, extra bits)
+            let (v, base, extra) = match sym {
+                0..=15 => (sym as u8, 1, 0),
+                // Repeat the previous length (none before the first: `get` fails).
+                16 => match self.lengths.get(i.wrapping_sub(1)) {
+                    Some(&v) => (v, 3, 2),
+                    None => break,
+                },
+                17 => (0, 3, 3),
+                _ => (0, 11, 7),
+            };
+            let rep = base + self.bits(extra);
+            for _ in 0..rep {
+                if let Some(l) = self.lengths.get_mut(i) {
+                    *l = v;
+                }
+                i += 1;
+            }
+        }
+        // A repeat ran past the end or had nothing to repeat, or there is no end-of-block.
+        if i != n || self.lengths[256] == 0 {
+            self.fail(Error::Data);
+        }
+        (nlen, ndist)
+    }
+
+    /// Builds table `t` from `lengths[start..start + n]` (0 = unused symbol). Over-subscribed
+    /// codes are rejected; incomplete ones too, except (as zlib) a lone 1-bit code or no code
+    /// at all, when not `strict`. The unused codes of an incomplete table fail in `decode`.
+    fn build(&mut self, t: usize, start: usize, n: usize, strict: bool) {
+        let h = &mut self.huff[t & 1];
+        let Some(lengths) = self.lengths.get(start..start + n) else {
+            self.err = Some(Error::Data);
+            return;
+        };
+        // One pass over the lengths per code length puts the symbols in code order with
+        // no offset table: 15 x 320 steps at most, little next to a block's output.
+        let mut k = 0;
+        let mut left: i32 = 1;
+        for len in 1..16 {
+            let mut c = 0;
+            for (sym, &l) in lengths.iter().enumerate() {
+                if l as usize == len {
+                    if let Some(s) = h.symbol.get_mut(k + c) {
+                        *s = sym as u16;
+                    }
+                    c += 1;
+                }
+            }
+            h.count[len] = c as u16;
+            k += c;
+            // Once negative, it stays so: an over-subscribed prefix cannot be undone.
+            left = (left << 1) - c as i32;
+        }
+        // Incomplete is allowed for a lone 1-bit code (all `k` codes are 1-bit) or none.
+        if left < 0 || left > 0 && (strict || k != h.count[1] as usize) {
+            self.fail(Error::Data);
+        }
+    }
+
+    /// Reads one symbol of table `t`, a bit at a time (codes arrive MSB first).
+    fn decode(&mut self, t: usize) -> u32 {
+        // `code` is the bits so far; `first` the first code of this length; `index` the
+        // number of symbols with shorter codes.
+        let (mut code, mut first, mut index) = (0u32, 0u32, 0u32);
+        for len in 1..16 {
+            code |= self.bits(1);
+            let h = &self.huff[t & 1];
+            let count = h.count[len] as u32;
+            if code < first + count {
+                if let Some(&s) = h.symbol.get((index + code - first) as usize) {
+                    return s as u32;
+                }
+                break;
+            }
+            index += count;
+            first = (first + count) << 1;
+            code <<= 1;
+        }
+        self.fail(Error::Data);
+        // Not a valid symbol of any table, so the caller stops (`codes`) or ends
+        // after a bounded amount of work (`dynamic`).
+        u32::MAX >> 1
+    }
+
+    /// Length (`k` = 2, `b0` = 3, symbols 257..284 less 257) or distance (`k` = 1, `b0` = 1)
+    /// from its symbol: the first 2 << k symbols have no extra bits, then each group of
+    /// 1 << k symbols has one more extra bit than the last and bases doubling.
+    fn base(&mut self, s: u32, k: u32, b0: u32) -> u32 {
+        if s < 2 << k {
+            return s + b0;
+        }
+        let extra = (s >> k) - 1;
+        (((1 << k) | (s & ((1 << k) - 1))) << extra) + b0 + self.bits(extra)
+    }
+
+    /// Builds the tables from `lengths` and decodes a compressed block's symbols until
+    /// end-of-block.
+    fn codes(&mut self, nlen: usize, ndist: usize) {
+        self.build(LENS, 0, nlen, false);
+        self.build(DISTS, nlen, ndist, false);
+        while self.err.is_none() {
+            let sym = self.decode(LENS);
+            if sym < 256 {
+                self.put(sym as u8);
+                continue;
+            }
+            let len = match sym.wrapping_sub(257) {
+                // End of block: wraps round.
+                u32::MAX => return,
+                28 => 258,
+                s @ 0..=27 => self.base(s, 2, 3),
+                // 286, 287, or `decode` failed.
+                _ => break,
+            };
+            let d = self.decode(DISTS);
+            if d >= 30 {
+                break;
+            }
+            let dist = self.base(d, 1, 1);
+            if dist > self.out {
+                break;
+            }
+            for _ in 0..len {
+                let b = self.window[(self.out.wrapping_sub(dist) & MASK) as usize];
+                self.put(b);
+            }
+        }
+        self.fail(Error::Data);
     }
 }

@@ -3,9 +3,13 @@
 #![no_std]
 #![cfg_attr(not(test), deny(clippy::panic, clippy::unwrap_used, clippy::expect_used))]
 
+#[cfg(test)]
+extern crate std;
+
 pub mod boot;
 pub mod command;
 pub mod copy;
+pub mod crc;
 pub mod image;
 pub mod inflate;
 pub mod journal;

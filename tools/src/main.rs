@@ -4,7 +4,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use tools::command::{Command, ACTION_LOAD_APP, EXT_CRC, EXT_SECTOR0, EXT_TRIAL, EXT_WORK};
+use tools::command::{Command, ACTION_LOAD_APP, EXT_CRC, EXT_TRIAL};
 use tools::image::{FlashFreq, FlashMode, FlashParams, FlashSize};
 use tools::{cmdblock, gzip, image, info, layout, read_file, sign, write_atomic, Error, Result};
 
@@ -254,21 +254,12 @@ struct CommandArgs {
     /// Extended: trial boot with rollback.
     #[arg(long)]
     trial: bool,
-    /// Extended (with --trial): backup address (args[3]; 0 = bootloader picks).
-    #[arg(long, value_parser = parse_num, requires = "trial")]
-    backup: Option<u32>,
     /// Extended (with --trial): unconfirmed boots before rollback (args[4]).
     #[arg(long, value_parser = parse_num, requires = "trial")]
     boots: Option<u32>,
     /// Extended: expected CRC-32 (gzip's) of the copied output (args[5]).
     #[arg(long, value_parser = parse_num)]
     crc: Option<u32>,
-    /// Extended: also install the image's sector 0 (a new bootloader).
-    #[arg(long)]
-    sector0: bool,
-    /// Extended: a free sector the bootloader may use (args[6]).
-    #[arg(long, value_parser = parse_num)]
-    work: Option<u32>,
     #[arg(long, value_enum, default_value = "bin")]
     format: BlockFormat,
     /// Output file (hex goes to standard output without it).
@@ -495,24 +486,11 @@ fn cmd_command(a: CommandArgs) -> Result<()> {
     }
     if a.trial {
         cmd.ext |= EXT_TRIAL;
-        cmd.args[3] = a.backup.unwrap_or(0);
         cmd.args[4] = a.boots.unwrap_or(0);
     }
     if let Some(c) = a.crc {
         cmd.ext |= EXT_CRC;
         cmd.args[5] = c;
-    }
-    if a.sector0 {
-        cmd.ext |= EXT_SECTOR0;
-    }
-    if let Some(w) = a.work {
-        if w % layout::SECTOR != 0 {
-            return Err(Error::invalid(format!(
-                "--work 0x{w:X} is not sector-aligned"
-            )));
-        }
-        cmd.ext |= EXT_WORK;
-        cmd.args[6] = w;
     }
     let block = cmdblock::encode(&cmd);
     match (a.format, &a.out) {
