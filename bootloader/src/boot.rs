@@ -3,7 +3,7 @@
 
 use embedded_storage::nor_flash::NorFlash;
 
-use crate::command::{self, Command, ACTION_COPY_RAW, EXT_CRC, EXT_KNOWN, EXT_TRIAL};
+use crate::command::{self, Command, ACTION_COPY_RAW, ACTION_LOAD_APP, EXT_CRC, EXT_KNOWN, EXT_TRIAL};
 use crate::copy::{self, Job, Sink};
 use crate::flash::{self, round_up, Words, SECTOR};
 use crate::image::APP_OFFSET;
@@ -55,7 +55,8 @@ pub fn boot<F: NorFlash, P: Platform>(flash: &mut F, p: &mut P, mem: &mut Mem) -
     for (i, v) in w.iter_mut().enumerate() {
         *v = p.rtc_read(i);
     }
-    let cmd = Command::decode(&w).filter(|c| !p.cold_boot() && c.action == ACTION_COPY_RAW);
+    // LOAD_APP is eboot's "just boot"; any other action is refused below.
+    let cmd = Command::decode(&w).filter(|c| !p.cold_boot() && c.action != ACTION_LOAD_APP);
     let mut rep = Report { event: Event::Nothing as u32, code: 0, journal: 0, trial_left: 0 };
     let r = run(flash, mem, cmd, &mut rep);
     if let Err(c) = r {
@@ -107,6 +108,9 @@ fn start<F: NorFlash>(flash: &mut F, mem: &mut Mem, cmd: &Command, app: &App) ->
     let cap = flash.capacity() as u32;
     let fs = dst != 0;
     let trial = cmd.ext & EXT_TRIAL != 0;
+    if cmd.action != ACTION_COPY_RAW {
+        return Err(Code::BadAction);
+    }
     if cmd.ext & !EXT_KNOWN != 0 || (fs && trial) {
         return Err(Code::BadExtension);
     }
