@@ -70,6 +70,7 @@ pub fn boot<F: NorFlash, P: Platform>(flash: &mut F, p: &mut P, mem: &mut Mem) -
     }
 }
 
+#[inline(never)]
 fn run<F: NorFlash>(flash: &mut F, mem: &mut Mem, cmd: Option<Command>, rep: &mut Report) -> Result<App, Code> {
     match current_app(flash, mem) {
         Ok(app) => {
@@ -96,6 +97,7 @@ fn run<F: NorFlash>(flash: &mut F, mem: &mut Mem, cmd: Option<Command>, rep: &mu
     }
 }
 
+#[inline(never)]
 fn current_app<F: NorFlash>(flash: &mut F, mem: &mut Mem) -> Result<App, Code> {
     let head = loader::head(flash, APP_OFFSET)?;
     loader::validate(flash, APP_OFFSET, &head, &mut mem.sector)
@@ -103,6 +105,7 @@ fn current_app<F: NorFlash>(flash: &mut F, mem: &mut Mem) -> Result<App, Code> {
 
 /// Validates a command against flash (no writes until everything checks out), then writes
 /// its journal. From the journal on, the update is committed.
+#[inline(never)]
 fn start<F: NorFlash>(flash: &mut F, mem: &mut Mem, cmd: &Command, app: &App) -> Result<Journal, Code> {
     let (src, dst, len) = (cmd.src(), cmd.dst(), cmd.len());
     let cap = flash.capacity() as u32;
@@ -195,14 +198,10 @@ fn finish<F: NorFlash>(flash: &mut F, mem: &mut Mem, j: &Journal, rep: &mut Repo
                 // image magic only clears bits, so no erase is needed until the restore.
                 flash::write(flash, APP_OFFSET, &Words::<4>::new().0)?;
             }
+            // Every sector is read back after it is written (VerifyFail otherwise).
             let hole = if fs { 0 } else { APP_OFFSET };
             let job = Job { src: w[jn::SRC], len: w[jn::LEN], gzip: w[jn::FLAGS] & F_GZIP != 0, dst: w[jn::DST], first: !fs as u32, hole };
             copy::copy(flash, mem, job)?;
-            let from = w[jn::DST] + job.first * SECTOR;
-            let h = if fs { None } else { Some(&head) };
-            if copy::crc_flash(flash, &mut mem.sector, from, w[jn::DST] + w[jn::OUT_LEN], h)? != w[jn::CRC] {
-                return Err(Code::VerifyFail);
-            }
             jn::log(flash, &mut st, L_COPIED)?;
         }
         if w[jn::FLAGS] & F_TRIAL != 0 && !st.has(L_CONFIRMED) {

@@ -174,35 +174,21 @@ fn program<F: NorFlash>(flash: &mut F, addr: u32, data: &[u8]) -> Result<(), Cod
     Ok(())
 }
 
-/// Makes the sector at `addr` hold `data` then 0xFF, its first `hole` bytes erased.
-/// Leaves it alone when it already does.
+/// Makes the sector at `addr` hold `data` then 0xFF, its first `hole` bytes erased, and
+/// reads it back. Leaves it alone when it already does.
 fn put_sector<F: NorFlash>(flash: &mut F, scratch: &mut [u8; SECTOR_LEN], addr: u32, data: &[u8], hole: usize) -> Result<(), Code> {
-    flash::read(flash, addr, scratch)?;
-    let same = scratch.iter().enumerate().all(|(k, &b)| b == if k < hole { 0xFF } else { data.get(k).copied().unwrap_or(0xFF) });
-    if same {
-        return Ok(());
-    }
-    flash::erase(flash, addr)?;
-    program(flash, addr + hole as u32, data.get(hole..).unwrap_or(&[]))
-}
-
-/// CRC-32 (ISO-HDLC) of flash `[from, to)`, `from` sector aligned, with the first 16 bytes
-/// at `from` replaced by `head` when `with_head` (the app header is written last).
-pub fn crc_flash<F: NorFlash>(flash: &mut F, buf: &mut [u8; SECTOR_LEN], from: u32, to: u32, head: Option<&[u8; 16]>) -> Result<u32, Code> {
-    let mut c = 0;
-    let mut pos = from;
-    while pos < to {
-        flash::read(flash, pos, buf)?;
-        if pos == from {
-            if let Some(h) = head {
-                for (d, s) in buf.iter_mut().zip(h) {
-                    *d = *s;
-                }
-            }
+    let mut written = false;
+    loop {
+        flash::read(flash, addr, scratch)?;
+        let same = scratch.iter().enumerate().all(|(k, &b)| b == if k < hole { 0xFF } else { data.get(k).copied().unwrap_or(0xFF) });
+        if same {
+            return Ok(());
         }
-        let n = (to - pos).min(SECTOR) as usize;
-        c = crc::gzip(c, buf.get(..n).unwrap_or(&[]));
-        pos += SECTOR;
+        if written {
+            return Err(Code::VerifyFail);
+        }
+        flash::erase(flash, addr)?;
+        program(flash, addr + hole as u32, data.get(hole..).unwrap_or(&[]))?;
+        written = true;
     }
-    Ok(c)
 }

@@ -7,7 +7,7 @@
 use embedded_storage::nor_flash::ReadNorFlash;
 
 use crate::flash::{self, SECTOR};
-use crate::image::{padded_len, Header, Region, Segment, CHECKSUM_SEED};
+use crate::image::{padded_len, Header, Region, Segment, CHECKSUM_SEED, MAGIC, MAX_SEGMENTS};
 use crate::report::Code;
 
 /// A bootable app: where it is and the 16 bytes that start it (image header + first
@@ -25,38 +25,29 @@ pub struct App {
 /// Checks an image fed to it byte by byte: header, segment table (count, regions, sizes,
 /// alignment) and XOR checksum. Used on the staged stream during the dry run and on flash
 /// at boot, so both apply exactly the same rules.
+///
+/// Image and segment headers are both 8 bytes: `next` is where the next one (or, after the
+/// last segment, the checksum byte) starts; everything between is segment data.
 pub struct Walker {
     off: u32,
-    /// Offset of the next segment header; after the last one, of the checksum byte.
     next: u32,
+    /// Segment headers still to come.
     left: u8,
     hdr: [u8; 8],
     sum: u8,
     /// XOR of image bytes 16..24: elf2bin computes the checksum with them zero and only
     /// then stores its whole-image CRC there (`__crc_len`, `__crc_val`).
     crc_words: u8,
-    arduino: bool,
-    pub entry: u32,
-    bad: bool,
+    /// Not an Arduino layout (first segment not irom0): no CRC words to discount.
+    plain: bool,
     done: bool,
     ok: bool,
+    pub entry: u32,
 }
 
 impl Walker {
     pub const fn new() -> Walker {
-        Walker {
-            off: 0,
-            next: 0,
-            left: 0,
-            hdr: [0; 8],
-            sum: CHECKSUM_SEED,
-            crc_words: 0,
-            arduino: true,
-            entry: 0,
-            bad: false,
-            done: false,
-            ok: false,
-        }
+        Walker { off: 0, next: 0, left: 0, hdr: [0; 8], sum: CHECKSUM_SEED, crc_words: 0, plain: false, done: false, ok: false, entry: 0 }
     }
 
     pub fn feed(&mut self, data: &[u8]) {
@@ -68,64 +59,54 @@ impl Walker {
     fn byte(&mut self, b: u8) {
         let o = self.off;
         self.off = o.wrapping_add(1);
-        if self.bad || self.done {
+        if self.done {
             return;
         }
-        if o < 8 {
-            self.hdr[(o & 7) as usize] = b;
-            if o == 7 {
-                match Header::parse(&self.hdr) {
-                    Some(h) => {
-                        self.left = h.segments;
-                        self.entry = h.entry;
-                        self.next = 8;
-                    }
-                    None => self.bad = true,
-                }
+        let i = o.wrapping_sub(self.next);
+        if i >= 8 {
+            self.sum ^= b;
+            if o.wrapping_sub(16) < 8 {
+                self.crc_words ^= b;
             }
             return;
         }
-        if self.left > 0 && o >= self.next {
-            let i = o - self.next;
-            self.hdr[(i & 7) as usize] = b;
-            if i == 7 {
-                let s = Segment::parse(&self.hdr);
-                let r = Region::of(s.addr);
-                // Sizes and addresses word aligned (SPIRead loads straight into RAM),
-                // inside one region, and not absurd.
-                if r == Region::Invalid
-                    || (s.addr | s.len) & 3 != 0
-                    || s.len > r.end() - s.addr
-                {
-                    self.bad = true;
-                    return;
-                }
-                if o == 15 && !(r == Region::Flash && s.len >= 8) {
-                    // Not an Arduino layout (irom0 first): no CRC words to discount.
-                    self.arduino = false;
-                }
-                self.next = o + 1 + s.len;
-                self.left -= 1;
-                if self.left == 0 {
-                    self.next = padded_len(self.next).wrapping_sub(1);
-                }
-            }
-            return;
-        }
-        if self.left == 0 && o == self.next {
+        if self.left == 0 && o >= 8 {
             self.done = true;
-            self.ok = b == self.sum || (self.arduino && b == self.sum ^ self.crc_words);
+            self.ok = b == self.sum || (!self.plain && b == self.sum ^ self.crc_words);
             return;
         }
-        self.sum ^= b;
-        if (16..24).contains(&o) {
-            self.crc_words ^= b;
+        self.hdr[(i & 7) as usize] = b;
+        if i != 7 {
+            return;
+        }
+        let s = Segment::parse(&self.hdr);
+        if o == 7 {
+            // The image header: entry where a segment header has its length.
+            self.left = self.hdr[1];
+            self.entry = s.len;
+            self.done = self.hdr[0] != MAGIC || self.left == 0 || self.left > MAX_SEGMENTS;
+            self.next = 8;
+            return;
+        }
+        let r = Region::of(s.addr);
+        // Word aligned (SPIRead loads straight into RAM), inside one region.
+        if r == Region::Invalid || (s.addr | s.len) & 3 != 0 || s.len > r.end() - s.addr {
+            self.done = true;
+            return;
+        }
+        if o == 15 {
+            self.plain = r != Region::Flash || s.len < 8;
+        }
+        self.left -= 1;
+        self.next = o + 1 + s.len;
+        if self.left == 0 {
+            self.next = padded_len(self.next) - 1;
         }
     }
 
     /// The image is complete and valid; returns its length.
     pub fn valid(&self) -> Option<u32> {
-        if self.ok && !self.bad {
+        if self.ok {
             Some(self.next + 1)
         } else {
             None
@@ -134,7 +115,7 @@ impl Walker {
 
     /// The walker has seen everything it needs (valid or not).
     pub fn finished(&self) -> bool {
-        self.done || self.bad
+        self.done
     }
 }
 

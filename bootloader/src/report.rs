@@ -11,9 +11,11 @@
 //! | 2 | result code ([`Code`]) of the update this boot handled, 0 if none |
 //! | 3 | flash address of the journal of the last update (0 if none) |
 //! | 4 | unconfirmed trial boots left (trial boots only, else 0) |
-//! | 31 | CRC-32/MPEG-2 of words 0..=30 |
+//! | 5 | CRC-32/MPEG-2 of words 0..=4 |
+//!
+//! Words 6..32 are left as they were.
 
-use crate::command::{block_crc, WORDS};
+use crate::crc;
 use crate::platform::Platform;
 
 pub const REPORT_MAGIC: u32 = 0xEB5E_0001;
@@ -89,13 +91,8 @@ pub struct Report {
 
 impl Report {
     pub fn write<P: Platform>(&self, p: &mut P) {
-        let mut w = [0u32; WORDS];
-        w[0] = REPORT_MAGIC;
-        w[1] = self.event;
-        w[2] = self.code;
-        w[3] = self.journal;
-        w[4] = self.trial_left;
-        w[WORDS - 1] = block_crc(&w);
+        let mut w = [REPORT_MAGIC, self.event, self.code, self.journal, self.trial_left, 0];
+        w[5] = crc::mpeg2(&w[..5]);
         for (i, v) in w.iter().enumerate() {
             p.rtc_write(i, *v);
         }
@@ -103,11 +100,11 @@ impl Report {
 
     /// The report of the last boot, if RTC memory holds one.
     pub fn read<P: Platform>(p: &P) -> Option<Report> {
-        let mut w = [0u32; WORDS];
+        let mut w = [0u32; 6];
         for (i, v) in w.iter_mut().enumerate() {
             *v = p.rtc_read(i);
         }
-        if w[0] != REPORT_MAGIC || block_crc(&w) != w[WORDS - 1] {
+        if w[0] != REPORT_MAGIC || crc::mpeg2(&w[..5]) != w[5] {
             return None;
         }
         Some(Report { event: w[1], code: w[2], journal: w[3], trial_left: w[4] })
