@@ -5,7 +5,7 @@ use embedded_storage::nor_flash::NorFlash;
 
 use crate::command::{self, Command, ACTION_COPY_RAW, ACTION_LOAD_APP, EXT_CRC, EXT_KNOWN, EXT_TRIAL};
 use crate::copy::{self, Job, Sink};
-use crate::flash::{self, round_up, Words, SECTOR};
+use crate::flash::{self, round_up, SECTOR};
 use crate::image::APP_OFFSET;
 use crate::inflate::WINDOW;
 use crate::journal::{self as jn, Journal, F_FS, F_GZIP, F_TRIAL};
@@ -70,9 +70,8 @@ pub fn boot<F: NorFlash, P: Platform>(flash: &mut F, p: &mut P, mem: &mut Mem) -
     }
 }
 
-#[inline(never)]
 fn run<F: NorFlash>(flash: &mut F, mem: &mut Mem, cmd: Option<Command>, rep: &mut Report) -> Result<App, Code> {
-    match current_app(flash, mem) {
+    match loader::app(flash, APP_OFFSET) {
         Ok(app) => {
             if let Some(cmd) = cmd {
                 match start(flash, mem, &cmd, &app) {
@@ -97,15 +96,8 @@ fn run<F: NorFlash>(flash: &mut F, mem: &mut Mem, cmd: Option<Command>, rep: &mu
     }
 }
 
-#[inline(never)]
-fn current_app<F: NorFlash>(flash: &mut F, mem: &mut Mem) -> Result<App, Code> {
-    let head = loader::head(flash, APP_OFFSET)?;
-    loader::validate(flash, APP_OFFSET, &head, &mut mem.sector)
-}
-
 /// Validates a command against flash (no writes until everything checks out), then writes
 /// its journal. From the journal on, the update is committed.
-#[inline(never)]
 fn start<F: NorFlash>(flash: &mut F, mem: &mut Mem, cmd: &Command, app: &App) -> Result<Journal, Code> {
     let (src, dst, len) = (cmd.src(), cmd.dst(), cmd.len());
     let cap = flash.capacity() as u32;
@@ -132,9 +124,9 @@ fn start<F: NorFlash>(flash: &mut F, mem: &mut Mem, cmd: &Command, app: &App) ->
     if src < app_end || (fs && dst < round_up(src + len)) {
         return Err(Code::Overlap);
     }
-    let mut magic = Words::<4>::new();
-    flash::read(flash, src, &mut magic.0)?;
-    let gzip = magic.0[0] == 0x1F && magic.0[1] == 0x8B;
+    let mut magic = [0u32];
+    flash::read_words(flash, src, &mut magic)?;
+    let gzip = magic[0] & 0xFFFF == 0x8B1F;
 
     // Dry run over the whole staged image. The output may not reach the staged input: a
     // resumed copy reads (or inflates) it again from the start.
@@ -167,10 +159,8 @@ fn start<F: NorFlash>(flash: &mut F, mem: &mut Mem, cmd: &Command, app: &App) ->
     };
     let flags = (gzip as u32 * F_GZIP) | (fs as u32 * F_FS) | (trial as u32 * F_TRIAL) | (boots << 24);
     let seq = jn::search(flash).1.wrapping_add(1);
-    let mut w = [0, seq, src, len, dst, out.len, dry.crc, flags, low, backup_len, 0, 0, 0, 0, 0, 0];
-    for (d, c) in w[jn::HEAD..jn::HEAD + 4].iter_mut().zip(dry.head.chunks_exact(4)) {
-        *d = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-    }
+    let h = dry.head;
+    let w = [0, seq, src, len, dst, out.len, dry.crc, flags, low, backup_len, h[0], h[1], h[2], h[3], 0, 0];
     let mut j = Journal { addr: area, w };
     flash::erase(flash, area)?;
     j.write(flash)?;
@@ -193,11 +183,11 @@ fn finish<F: NorFlash>(flash: &mut F, mem: &mut Mem, j: &Journal, rep: &mut Repo
                 copy::copy(flash, mem, job)?;
                 jn::log(flash, &mut st, L_BACKED_UP)?;
             }
-            if fs {
-                // Borrow 0x1000 so no app starts on a half-copied filesystem: clearing the
-                // image magic only clears bits, so no erase is needed until the restore.
-                flash::write(flash, APP_OFFSET, &Words::<4>::new().0)?;
-            }
+            // Borrow 0x1000: clearing the image magic only clears bits, so it needs no
+            // erase, and from here until the final header no boot takes 0x1000 for an
+            // app (a torn erase of that sector later cannot bring 0xE9 back with the
+            // rest of a valid header). A filesystem update restores the sector at the end.
+            flash::write_words(flash, APP_OFFSET, &[0])?;
             // Every sector is read back after it is written (VerifyFail otherwise).
             let hole = if fs { 0 } else { APP_OFFSET };
             let job = Job { src: w[jn::SRC], len: w[jn::LEN], gzip: w[jn::FLAGS] & F_GZIP != 0, dst: w[jn::DST], first: !fs as u32, hole };
@@ -210,7 +200,7 @@ fn finish<F: NorFlash>(flash: &mut F, mem: &mut Mem, j: &Journal, rep: &mut Repo
                 jn::log(flash, &mut st, L_TRIAL_BOOT)?;
                 rep.event = Event::Trial as u32;
                 rep.trial_left = boots - st.trial_boots;
-                return loader::validate(flash, APP_OFFSET, &head, &mut mem.sector);
+                return loader::walk(flash, APP_OFFSET, &head, &mut |_, _| true);
             }
             if !st.has(L_ROLLBACK) {
                 jn::log(flash, &mut st, L_ROLLBACK)?;
@@ -220,16 +210,16 @@ fn finish<F: NorFlash>(flash: &mut F, mem: &mut Mem, j: &Journal, rep: &mut Repo
         } else if fs {
             restore(flash, mem, backup, SECTOR)?;
         } else {
-            flash::write(flash, APP_OFFSET, &Words(head).0)?;
+            flash::write_words(flash, APP_OFFSET, &head)?;
         }
         jn::log(flash, &mut st, L_DONE)?;
     }
-    current_app(flash, mem)
+    loader::app(flash, APP_OFFSET)
 }
 
 /// Copies a backed-up app (or app sector) at `from` back to 0x1000, header last.
 fn restore<F: NorFlash>(flash: &mut F, mem: &mut Mem, from: u32, len: u32) -> Result<(), Code> {
     copy::copy(flash, mem, Job { src: from, len, gzip: false, dst: APP_OFFSET, first: 0, hole: APP_OFFSET })?;
-    let head = Words(loader::head(flash, from)?);
-    flash::write(flash, APP_OFFSET, &head.0)
+    let head = loader::head(flash, from)?;
+    flash::write_words(flash, APP_OFFSET, &head)
 }

@@ -48,13 +48,13 @@ pub struct Sink {
     pub crc: u32,
     /// Dry run: the app image check.
     pub walk: Walker,
-    /// Dry run: the app's first 16 bytes.
-    pub head: [u8; 16],
+    /// Dry run: the app's first 16 bytes, as words.
+    pub head: [u32; 4],
 }
 
 impl Sink {
     pub fn new(job: Job, dry: bool, limit: u32) -> Sink {
-        Sink { job, dry, limit, crc: 0, walk: Walker::new(), head: [0xFF; 16] }
+        Sink { job, dry, limit, crc: 0, walk: Walker::new(), head: [!0; 4] }
     }
 
     fn chunk<F: NorFlash>(&mut self, f: &mut F, scratch: &mut [u8; SECTOR_LEN], i: u32, data: &[u8]) -> Result<(), Code> {
@@ -72,8 +72,8 @@ impl Sink {
         self.crc = crc::gzip(self.crc, data);
         if job.hole != 0 {
             if addr == job.hole {
-                for (h, b) in self.head.iter_mut().zip(data) {
-                    *h = *b;
+                for (h, c) in self.head.iter_mut().zip(data.chunks_exact(4)) {
+                    *h = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
                 }
             }
             self.walk.feed(data);

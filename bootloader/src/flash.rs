@@ -27,6 +27,27 @@ pub fn write<F: NorFlash>(f: &mut F, addr: u32, data: &[u8]) -> Result<(), Code>
     f.write(addr, data).map_err(|_| Code::WriteFail)
 }
 
+/// Reads whole words: LLVM cannot know a byte buffer is aligned, and the lx106 has no
+/// unaligned loads, so every word built from bytes costs a dozen instructions.
+pub fn read_words<F: ReadNorFlash>(f: &mut F, addr: u32, buf: &mut [u32]) -> Result<(), Code> {
+    read(f, addr, as_bytes(buf))
+}
+
+/// Programs whole words.
+pub fn write_words<F: NorFlash>(f: &mut F, addr: u32, buf: &[u32]) -> Result<(), Code> {
+    // SAFETY: u32 has no padding; any byte pattern of it is valid; the length covers
+    // exactly the words (see `as_bytes`).
+    let b = unsafe { core::slice::from_raw_parts(buf.as_ptr() as *const u8, buf.len() * 4) };
+    write(f, addr, b)
+}
+
+/// The bytes of a word buffer (little endian on the lx106 and on the hosts we test on).
+pub fn as_bytes(buf: &mut [u32]) -> &mut [u8] {
+    // SAFETY: u32 has no padding and every byte pattern is a valid u32; the slice covers
+    // exactly `buf`, whose alignment (4) exceeds u8's.
+    unsafe { core::slice::from_raw_parts_mut(buf.as_mut_ptr() as *mut u8, buf.len() * 4) }
+}
+
 /// A word-aligned byte buffer for small reads on the stack.
 #[repr(C, align(4))]
 pub struct Words<const N: usize>(pub [u8; N]);

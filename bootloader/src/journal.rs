@@ -12,7 +12,7 @@
 use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
 
 use crate::crc;
-use crate::flash::{self, Words, SECTOR};
+use crate::flash::{self, SECTOR};
 use crate::report::Code;
 
 pub const MAGIC: u32 = 0x4A52_4245; // "EBRJ"
@@ -77,34 +77,22 @@ impl Journal {
         self.w[FLAGS]
     }
 
-    /// The new app's first 16 bytes.
-    pub fn head(&self) -> [u8; 16] {
-        let mut h = [0; 16];
-        for (i, c) in h.chunks_exact_mut(4).enumerate() {
-            c.copy_from_slice(&self.w[HEAD + (i & 3)].to_le_bytes());
-        }
-        h
+    /// The new app's first 16 bytes, as words.
+    pub fn head(&self) -> [u32; 4] {
+        [self.w[HEAD], self.w[HEAD + 1], self.w[HEAD + 2], self.w[HEAD + 3]]
     }
 
     /// Programs the header (the sector must be erased); completes the CRC first.
     pub fn write<F: NorFlash>(&mut self, f: &mut F) -> Result<(), Code> {
         self.w[0] = MAGIC;
         self.w[15] = crc::mpeg2(&self.w[..15]);
-        let mut b = Words::<64>::new();
-        for (c, v) in b.0.chunks_exact_mut(4).zip(self.w) {
-            c.copy_from_slice(&v.to_le_bytes());
-        }
-        flash::write(f, self.addr, &b.0)
+        flash::write_words(f, self.addr, &self.w)
     }
 
     /// The journal whose header is at `addr`, if there is a valid one.
     pub fn read<F: ReadNorFlash>(f: &mut F, addr: u32) -> Option<Journal> {
-        let mut b = Words::<64>::new();
-        flash::read(f, addr, &mut b.0).ok()?;
         let mut w = [0u32; 16];
-        for (i, v) in w.iter_mut().enumerate() {
-            *v = b.word(i);
-        }
+        flash::read_words(f, addr, &mut w).ok()?;
         if w[0] != MAGIC || crc::mpeg2(&w[..15]) != w[15] {
             return None;
         }
@@ -130,10 +118,10 @@ impl State {
 /// Reads the log of the journal at `addr`.
 pub fn state<F: ReadNorFlash>(f: &mut F, addr: u32) -> Result<State, Code> {
     let mut st = State { tags: 0, trial_boots: 0, next: addr + HEADER_LEN };
-    let mut b = Words::<4>::new();
+    let mut b = [0u32];
     while st.next < addr + SECTOR {
-        flash::read(f, st.next, &mut b.0)?;
-        let w = b.word(0);
+        flash::read_words(f, st.next, &mut b)?;
+        let w = b[0];
         if w == u32::MAX {
             break;
         }
@@ -152,8 +140,7 @@ pub fn log<F: NorFlash>(f: &mut F, st: &mut State, tag: u32) -> Result<(), Code>
     if st.next % SECTOR == 0 {
         return Err(Code::NoSpace);
     }
-    let b = Words::<4>((tag | (!tag << 16)).to_le_bytes());
-    flash::write(f, st.next, &b.0)?;
+    flash::write_words(f, st.next, &[tag | (!tag << 16)])?;
     st.next += 4;
     st.tags |= 1 << tag;
     st.trial_boots += (tag == L_TRIAL_BOOT) as u32;

@@ -6,8 +6,8 @@
 
 use embedded_storage::nor_flash::ReadNorFlash;
 
-use crate::flash::{self, SECTOR};
-use crate::image::{padded_len, Header, Region, Segment, CHECKSUM_SEED, MAGIC, MAX_SEGMENTS};
+use crate::flash;
+use crate::image::{padded_len, Region, Segment, CHECKSUM_SEED, MAGIC, MAX_SEGMENTS};
 use crate::report::Code;
 
 /// A bootable app: where it is and the 16 bytes that start it (image header + first
@@ -16,10 +16,22 @@ use crate::report::Code;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct App {
     pub offset: u32,
-    pub head: [u8; 16],
+    /// The first 16 bytes as little-endian words.
+    pub head: [u32; 4],
     pub entry: u32,
     /// Image length (header to checksum byte included).
     pub len: u32,
+}
+
+impl App {
+    /// The first 16 bytes.
+    pub fn head_bytes(&self) -> [u8; 16] {
+        let mut b = [0; 16];
+        for (c, w) in b.chunks_exact_mut(4).zip(self.head) {
+            c.copy_from_slice(&w.to_le_bytes());
+        }
+        b
+    }
 }
 
 /// Checks an image fed to it byte by byte: header, segment table (count, regions, sizes,
@@ -125,69 +137,79 @@ impl Default for Walker {
     }
 }
 
-/// Validates the app at `offset` whose first 16 bytes are `head` (flash is read for the
-/// rest). `buf` is scratch. Reads the whole image once.
-pub fn validate<F: ReadNorFlash>(
-    flash: &mut F,
-    offset: u32,
-    head: &[u8; 16],
-    buf: &mut [u8; SECTOR as usize],
-) -> Result<App, Code> {
-    let mut w = Walker::new();
-    w.feed(head);
-    let mut pos = offset + 16;
-    let cap = flash.capacity() as u32;
-    while !w.finished() {
-        // Read up to the next sector boundary so reads stay sector sized.
-        let n = (SECTOR - pos % SECTOR).min(cap.saturating_sub(pos));
-        if n == 0 {
-            return Err(Code::BadImage);
-        }
-        let chunk = buf.get_mut(..n as usize).ok_or(Code::BadImage)?;
-        flash::read(flash, pos, chunk)?;
-        w.feed(chunk);
-        pos += n;
-    }
-    let len = w.valid().ok_or(Code::BadImage)?;
-    Ok(App { offset, head: *head, entry: w.entry, len })
+/// Reads the 16 bytes at `offset` as words.
+pub fn head<F: ReadNorFlash>(flash: &mut F, offset: u32) -> Result<[u32; 4], Code> {
+    let mut h = [0; 4];
+    flash::read_words(flash, offset, &mut h)?;
+    Ok(h)
 }
 
-/// Reads the 16 bytes at `offset`.
-pub fn head<F: ReadNorFlash>(flash: &mut F, offset: u32) -> Result<[u8; 16], Code> {
-    let mut h = flash::Words::<16>::new();
-    flash::read(flash, offset, &mut h.0)?;
-    Ok(h.0)
+/// Walks the segment table of the app at `offset` whose first 16 bytes are `head`
+/// (normally flash's own; a trial boot's come from the journal), checking each segment as
+/// the [`Walker`] does, and calls `f(segment, flash offset of its data)` for every segment
+/// the bootloader copies into RAM; `f` returns false to stop (error).
+///
+/// This is the boot-time check: the dry run already verified the whole image (checksum
+/// included) before it was installed, and an update clears the magic at 0x1000 before it
+/// touches that sector, so a torn sector never passes for an app.
+pub fn walk<F: ReadNorFlash>(
+    flash: &mut F,
+    offset: u32,
+    head: &[u32; 4],
+    f: &mut dyn FnMut(Segment, u32) -> bool,
+) -> Result<App, Code> {
+    let w = *head;
+    if w[0] & 0xFF != MAGIC as u32 {
+        return Err(Code::NoApp);
+    }
+    let n = (w[0] >> 8) & 0xFF;
+    if n == 0 || n > MAX_SEGMENTS as u32 {
+        return Err(Code::NoApp);
+    }
+    let mut pos = offset + 8;
+    let mut hb = [w[2], w[3]];
+    for i in 0..n {
+        if i != 0 {
+            flash::read_words(flash, pos, &mut hb)?;
+        }
+        let s = Segment { addr: hb[0], len: hb[1] };
+        let r = Region::of(s.addr);
+        if r == Region::Invalid || (s.addr | s.len) & 3 != 0 || s.len > r.end() - s.addr {
+            return Err(Code::NoApp);
+        }
+        pos += 8;
+        if r.loaded() && !f(s, pos) {
+            return Err(Code::ReadFail);
+        }
+        pos += s.len;
+    }
+    if pos > flash.capacity() as u32 {
+        return Err(Code::NoApp);
+    }
+    Ok(App { offset, head: *head, entry: w[1], len: padded_len(pos - offset) })
+}
+
+/// The app at `offset` (flash's own first 16 bytes), if its header and segment table are
+/// sound.
+pub fn app<F: ReadNorFlash>(flash: &mut F, offset: u32) -> Result<App, Code> {
+    let h = head(flash, offset)?;
+    walk(flash, offset, &h, &mut |_, _| true)
 }
 
 /// Calls `f(segment, flash offset of its data)` for every segment the bootloader must
 /// copy into RAM (IRAM, DRAM, RTC), in image order. `f` returns false to stop (error).
-/// The app must have passed [`validate`].
 pub fn for_each_load<F: ReadNorFlash>(
     flash: &mut F,
     app: &App,
     mut f: impl FnMut(Segment, u32) -> bool,
 ) -> Result<(), Code> {
-    let h = Header::parse(&app.head).ok_or(Code::BadImage)?;
-    let mut pos = app.offset + 8;
-    let mut hb = flash::Words::<8>::new();
-    for i in 0..h.segments {
-        if i == 0 {
-            hb.0.copy_from_slice(&app.head[8..16]);
-        } else {
-            flash::read(flash, pos, &mut hb.0)?;
-        }
-        let s = Segment::parse(&hb.0);
-        if Region::of(s.addr).loaded() && !f(s, pos + 8) {
-            return Err(Code::ReadFail);
-        }
-        pos += 8 + s.len;
-    }
-    Ok(())
+    walk(flash, app.offset, &app.head, &mut f).map(|_| ())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::Header;
 
     /// A minimal valid image: header, two segments, checksum.
     fn image(segs: &[(u32, &[u8])]) -> [u8; 64] {

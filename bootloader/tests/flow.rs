@@ -184,7 +184,7 @@ fn warm(cmd: &Command) -> Rtc {
 fn booted(f: &Ram, b: Boot) -> Vec<u8> {
     match b {
         Boot::App(a) => {
-            let mut v = a.head.to_vec();
+            let mut v = a.head_bytes().to_vec();
             v.extend(&f.b[a.offset as usize + 16..(a.offset + a.len) as usize]);
             v
         }

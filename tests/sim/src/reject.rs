@@ -365,7 +365,7 @@ fn run_one(flash: &mut Flash, mem: &mut Mem, bases: &[Scenario], m: &Mutant, see
     let old_ok = match r {
         Boot::App(app) => {
             app.offset == APP_OFFSET
-                && app.head[..] == b.old_app[..16]
+                && app.head_bytes()[..] == b.old_app[..16]
                 && flash.data()[a..a + b.old_app.len()] == b.old_app[..]
                 && flash.data()[..4096] == scenario::our_sector0()[..]
         }

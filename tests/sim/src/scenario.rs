@@ -396,10 +396,11 @@ impl Runner {
         }
         let a = APP_OFFSET as usize;
         let stored = &f[a..a + 16];
-        if stored != app.head && stored.iter().any(|&b| b != 0xFF) {
+        let head = app.head_bytes();
+        if stored != head && stored.iter().any(|&b| b != 0xFF) {
             return Err(("head differs from flash, which is not erased".into(), true));
         }
-        let is = |img: &[u8]| app.head[..] == img[..16] && f[a + 16..a + img.len()] == img[16..];
+        let is = |img: &[u8]| head[..] == img[..16] && f[a + 16..a + img.len()] == img[16..];
         let ai = if is(&sc.new_app) {
             Img::New
         } else if is(&sc.old_app) {

@@ -6,7 +6,8 @@ use bootloader::loader::App;
 use sim::scenario::{self, Img, Kind, Runner, Size, Target, Trial, L1M64};
 
 fn app_of(img: &[u8]) -> App {
-    App { offset: APP_OFFSET, head: img[..16].try_into().unwrap(), entry: 0, len: img.len() as u32 }
+    let head = std::array::from_fn(|i| u32::from_le_bytes(img[i * 4..i * 4 + 4].try_into().unwrap()));
+    App { offset: APP_OFFSET, head, entry: 0, len: img.len() as u32 }
 }
 
 #[test]
