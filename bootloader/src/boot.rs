@@ -188,10 +188,16 @@ fn finish<F: NorFlash>(flash: &mut F, mem: &mut Mem, j: &Journal, rep: &mut Repo
             // app (a torn erase of that sector later cannot bring 0xE9 back with the
             // rest of a valid header). A filesystem update restores the sector at the end.
             flash::write_words(flash, APP_OFFSET, &[0])?;
-            // Every sector is read back after it is written (VerifyFail otherwise).
+            // Every sector is read back after it is written; then the whole destination
+            // (with the header still to come) must have the dry run's CRC.
             let hole = if fs { 0 } else { APP_OFFSET };
             let job = Job { src: w[jn::SRC], len: w[jn::LEN], gzip: w[jn::FLAGS] & F_GZIP != 0, dst: w[jn::DST], first: !fs as u32, hole };
             copy::copy(flash, mem, job)?;
+            let from = job.dst + job.first * SECTOR;
+            let h = if fs { None } else { Some(&head) };
+            if copy::crc_flash(flash, &mut mem.sector, from, job.dst + w[jn::OUT_LEN], h)? != w[jn::CRC] {
+                return Err(Code::VerifyFail);
+            }
             jn::log(flash, &mut st, L_COPIED)?;
         }
         if w[jn::FLAGS] & F_TRIAL != 0 && !st.has(L_CONFIRMED) {
