@@ -159,8 +159,8 @@ fn start<F: NorFlash>(flash: &mut F, mem: &mut Mem, cmd: &Command, app: &App) ->
     };
     let flags = (gzip as u32 * F_GZIP) | (fs as u32 * F_FS) | (trial as u32 * F_TRIAL) | (boots << 24);
     let seq = jn::search(flash).1.wrapping_add(1);
-    let h = dry.head;
-    let w = [0, seq, src, len, dst, out.len, dry.crc, flags, low, backup_len, h[0], h[1], h[2], h[3], 0, 0];
+    let (h, o) = (dry.head, app.head);
+    let w = [0, seq, src, len, dst, out.len, dry.crc, flags, low, backup_len, h[0], h[1], h[2], h[3], o[0], o[1], o[2], o[3], 0, 0];
     let mut j = Journal { addr: area, w };
     flash::erase(flash, area)?;
     j.write(flash)?;
@@ -174,20 +174,22 @@ fn finish<F: NorFlash>(flash: &mut F, mem: &mut Mem, j: &Journal, rep: &mut Repo
     let w = &j.w;
     let fs = w[jn::FLAGS] & F_FS != 0;
     let (backup, backup_len) = (w[jn::BACKUP], w[jn::BACKUP_LEN]);
-    let head = j.head();
+    let head = j.head(jn::HEAD);
+    let old_head = j.head(jn::OLD_HEAD);
     rep.journal = j.addr;
     if !st.has(L_DONE) {
         if !st.has(L_COPIED) {
+            // Borrow 0x1000 first thing: clearing the image magic only clears bits, so it
+            // needs no erase, and from here until the final header no boot takes 0x1000
+            // for an app (a torn erase of that sector later cannot bring 0xE9 back with
+            // the rest of a valid header): every boot resumes this journal. The old
+            // header is in the journal for a rollback or a filesystem update's restore.
+            flash::write_words(flash, APP_OFFSET, &[0])?;
             if backup_len != 0 && !st.has(L_BACKED_UP) {
                 let job = Job { src: APP_OFFSET, len: backup_len, gzip: false, dst: backup, first: 0, hole: 0 };
                 copy::copy(flash, mem, job)?;
                 jn::log(flash, &mut st, L_BACKED_UP)?;
             }
-            // Borrow 0x1000: clearing the image magic only clears bits, so it needs no
-            // erase, and from here until the final header no boot takes 0x1000 for an
-            // app (a torn erase of that sector later cannot bring 0xE9 back with the
-            // rest of a valid header). A filesystem update restores the sector at the end.
-            flash::write_words(flash, APP_OFFSET, &[0])?;
             // Every sector is read back after it is written; then the whole destination
             // (with the header still to come) must have the dry run's CRC.
             let hole = if fs { 0 } else { APP_OFFSET };
@@ -211,10 +213,10 @@ fn finish<F: NorFlash>(flash: &mut F, mem: &mut Mem, j: &Journal, rep: &mut Repo
             if !st.has(L_ROLLBACK) {
                 jn::log(flash, &mut st, L_ROLLBACK)?;
             }
-            restore(flash, mem, backup, backup_len)?;
+            restore(flash, mem, backup, backup_len, &old_head)?;
             rep.event = Event::RolledBack as u32;
         } else if fs {
-            restore(flash, mem, backup, SECTOR)?;
+            restore(flash, mem, backup, SECTOR, &old_head)?;
         } else {
             flash::write_words(flash, APP_OFFSET, &head)?;
         }
@@ -223,9 +225,9 @@ fn finish<F: NorFlash>(flash: &mut F, mem: &mut Mem, j: &Journal, rep: &mut Repo
     loader::app(flash, APP_OFFSET)
 }
 
-/// Copies a backed-up app (or app sector) at `from` back to 0x1000, header last.
-fn restore<F: NorFlash>(flash: &mut F, mem: &mut Mem, from: u32, len: u32) -> Result<(), Code> {
+/// Copies a backed-up app (or app sector) at `from` back to 0x1000, its `head` last (the
+/// backup's own first word is the cleared magic).
+fn restore<F: NorFlash>(flash: &mut F, mem: &mut Mem, from: u32, len: u32, head: &[u32; 4]) -> Result<(), Code> {
     copy::copy(flash, mem, Job { src: from, len, gzip: false, dst: APP_OFFSET, first: 0, hole: APP_OFFSET })?;
-    let head = loader::head(flash, from)?;
-    flash::write_words(flash, APP_OFFSET, &head)
+    flash::write_words(flash, APP_OFFSET, head)
 }

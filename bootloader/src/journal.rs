@@ -1,6 +1,6 @@
 //! The update journal: what an update is doing, in flash, so that it survives power cuts.
 //!
-//! A journal fills one free sector: a 64-byte header (16 words, CRC-protected) followed by
+//! A journal fills one free sector: an 80-byte header (20 words, CRC-protected) followed by
 //! an append-only log of 32-bit entries. Entries are only ever programmed into erased words,
 //! never erased mid-update. Each holds a 16-bit tag and its complement, so a torn program
 //! reads as invalid and is skipped; the log ends at the first erased word.
@@ -16,7 +16,7 @@ use crate::flash::{self, SECTOR};
 use crate::report::Code;
 
 pub const MAGIC: u32 = 0x4A52_4245; // "EBRJ"
-pub const HEADER_LEN: u32 = 64;
+pub const HEADER_LEN: u32 = 80;
 
 /// `flags`: the staged image is gzip.
 pub const F_GZIP: u32 = 1 << 16;
@@ -52,13 +52,14 @@ pub const L_TRIAL_BOOT: u32 = 5;
 /// | 7 | flags |
 /// | 8, 9 | backup address, backup length |
 /// | 10..=13 | the new app's first 16 bytes, programmed last |
-/// | 14 | 0 |
-/// | 15 | CRC-32/MPEG-2 of words 0..=14 |
+/// | 14..=17 | the old app's first 16 bytes (restored last on rollback or after a filesystem update) |
+/// | 18 | 0 |
+/// | 19 | CRC-32/MPEG-2 of words 0..=18 |
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Journal {
     /// Flash address (a sector start).
     pub addr: u32,
-    pub w: [u32; 16],
+    pub w: [u32; 20],
 }
 
 pub const SEQ: usize = 1;
@@ -71,29 +72,32 @@ pub const FLAGS: usize = 7;
 pub const BACKUP: usize = 8;
 pub const BACKUP_LEN: usize = 9;
 pub const HEAD: usize = 10;
+pub const OLD_HEAD: usize = 14;
+const CRC_WORD: usize = 19;
 
 impl Journal {
     pub fn flags(&self) -> u32 {
         self.w[FLAGS]
     }
 
-    /// The new app's first 16 bytes, as words.
-    pub fn head(&self) -> [u32; 4] {
-        [self.w[HEAD], self.w[HEAD + 1], self.w[HEAD + 2], self.w[HEAD + 3]]
+    /// The new app's (`HEAD`) or the old app's (`OLD_HEAD`) first 16 bytes, as words.
+    pub fn head(&self, at: usize) -> [u32; 4] {
+        let w = &self.w[at & 15..];
+        [w[0], w[1], w[2], w[3]]
     }
 
     /// Programs the header (the sector must be erased); completes the CRC first.
     pub fn write<F: NorFlash>(&mut self, f: &mut F) -> Result<(), Code> {
         self.w[0] = MAGIC;
-        self.w[15] = crc::mpeg2(&self.w[..15]);
+        self.w[CRC_WORD] = crc::mpeg2(&self.w[..CRC_WORD]);
         flash::write_words(f, self.addr, &self.w)
     }
 
     /// The journal whose header is at `addr`, if there is a valid one.
     pub fn read<F: ReadNorFlash>(f: &mut F, addr: u32) -> Option<Journal> {
-        let mut w = [0u32; 16];
+        let mut w = [0u32; 20];
         flash::read_words(f, addr, &mut w).ok()?;
-        if w[0] != MAGIC || crc::mpeg2(&w[..15]) != w[15] {
+        if w[0] != MAGIC || crc::mpeg2(&w[..CRC_WORD]) != w[CRC_WORD] {
             return None;
         }
         Some(Journal { addr, w })

@@ -10,14 +10,14 @@
 
 #define REPORT_MAGIC 0xEB5E0001u
 #define JOURNAL_MAGIC 0x4A524245u
-#define JOURNAL_HEADER 64u
+#define JOURNAL_HEADER 80u
 #define SECTOR 4096u
 #define L_CONFIRMED 3u
 
 /* 0 confirmed; negative: nothing to confirm or a flash error. */
 int app_confirm(void) {
     if (RTC_USER[0] != REPORT_MAGIC || RTC_USER[3] == 0) return -1;
-    uint32_t addr = RTC_USER[3], h[16];
+    uint32_t addr = RTC_USER[3], h[20];
     if (SPIRead(addr, h, sizeof h) || h[0] != JOURNAL_MAGIC) return -2;
     uint32_t next = addr + JOURNAL_HEADER;
     for (;;) {
