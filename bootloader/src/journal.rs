@@ -141,7 +141,7 @@ pub fn state<F: ReadNorFlash>(f: &mut F, addr: u32) -> Result<State, Code> {
 
 /// Appends a tag to the log.
 pub fn log<F: NorFlash>(f: &mut F, st: &mut State, tag: u32) -> Result<(), Code> {
-    if st.next % SECTOR == 0 {
+    if st.next.is_multiple_of(SECTOR) {
         return Err(Code::NoSpace);
     }
     flash::write_words(f, st.next, &[tag | (!tag << 16)])?;

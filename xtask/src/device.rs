@@ -4,7 +4,10 @@
 //! (LLVM with the Xtensa `esp8266` CPU) builds `core` from source for
 //! `linker/esp8266.json` and emits assembly; GNU as for the lx106 assembles it (LLVM's
 //! own assembler misplaces Xtensa literal pools), GNU ld links it with our scripts, and
-//! the `tools` library turns the ELF into the flash image.
+//! the `tools` library turns the ELF into the flash image. Between compiler and
+//! assembler, `calls` turns calls to our own functions into direct `call0`s.
+mod calls;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -142,10 +145,11 @@ pub fn bin_path() -> PathBuf {
 }
 
 /// Profile settings for the device only, given on the command line so the workspace's
-/// host `release` profile stays as it is. opt-level "s", not "z": on this backend "s"
-/// gave the smaller image (11452 vs 11888 bytes of .text on the same core, measured).
+/// host `release` profile stays as it is. opt-level "z": with LLVM_ARGS and direct calls
+/// it gives the smaller image (7744 vs 7952 bytes on the same core; without them "s" was
+/// smaller, 8672 vs 8688), so re-measure both when the pipeline changes.
 const PROFILE: &[&str] = &[
-    "profile.release.opt-level=\"s\"",
+    "profile.release.opt-level=\"z\"",
     "profile.release.lto=\"fat\"",
     "profile.release.codegen-units=1",
     "profile.release.panic=\"abort\"",
@@ -154,6 +158,18 @@ const PROFILE: &[&str] = &[
     "profile.release.overflow-checks=false",
     "profile.release.debug-assertions=false",
 ];
+
+/// LLVM code generation options for the device, all measured on the image (design.md has
+/// the figures). Both stop LLVM keeping addresses loaded from the literal pool in registers
+/// across a function (hoisted out of loops, shared between calls), which costs spills and
+/// hides the calls from `calls::direct_calls`; correctness does not depend on them.
+const LLVM_ARGS: &[&str] = &["-disable-machine-licm", "-disable-machine-cse"];
+
+/// GNU as options. `--no-target-align`: do not widen instructions to align branch targets
+/// (a fetch-speed trade, the bytes matter more here; LOOP alignment, which is mandatory,
+/// is kept anyway). `--no-longcalls`: a `call0` that cannot reach is a link error, never
+/// silently a longer sequence.
+const AS_FLAGS: &[&str] = &["--no-target-align", "--no-longcalls"];
 
 /// Environment of the host cargo that would leak into the device build and break it.
 const HOST_ENV: &[&str] = &[
@@ -190,6 +206,9 @@ fn compile_asm(asm: &Path) -> Result<(), String> {
     }
     // -Zno-link: the object LLVM writes is the broken one; only the assembly is used.
     cmd.arg("--").arg(format!("--emit=asm={}", asm.display())).arg("-Zno-link");
+    for a in LLVM_ARGS {
+        cmd.arg(format!("-Cllvm-args={a}"));
+    }
     run(&mut cmd)?;
     if !asm.exists() {
         // Cargo found nothing to rebuild, but the assembly was deleted: forget the
@@ -217,6 +236,9 @@ pub struct Built {
     pub elf: PathBuf,
     /// The flash image made from `elf`.
     pub image: Vec<u8>,
+    /// Calls made direct (`call0`), and calls left through a register.
+    pub direct_calls: usize,
+    pub other_calls: usize,
 }
 
 impl Built {
@@ -272,10 +294,20 @@ pub fn build_measured() -> Result<Built, String> {
     let asm = out.join("bootloader.s");
     compile_asm(&asm)?;
 
+    // Our functions, the compiler's and entry.S's, are the targets `call0` may reach.
+    let entry_s = root.join("bootloader/src/device/entry.S");
+    let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
+    let (text, entry_text) = (read(&asm)?, read(&entry_s)?);
+    let mut local = calls::functions(&text);
+    local.extend(calls::functions(&entry_text));
+    let rewritten = calls::direct_calls(&text, &local).map_err(|e| format!("{}: {e}", asm.display()))?;
+    let direct_s = out.join("bootloader.direct.s");
+    std::fs::write(&direct_s, &rewritten.text).map_err(|e| format!("{}: {e}", direct_s.display()))?;
+
     let main_o = out.join("bootloader.o");
     let entry_o = out.join("entry.o");
-    run(Command::new(AS).arg("-o").arg(&main_o).arg(&asm))?;
-    run(Command::new(AS).arg("-o").arg(&entry_o).arg(root.join("bootloader/src/device/entry.S")))?;
+    run(Command::new(AS).args(AS_FLAGS).arg("-o").arg(&main_o).arg(&direct_s))?;
+    run(Command::new(AS).args(AS_FLAGS).arg("-o").arg(&entry_o).arg(&entry_s))?;
     let objs = [entry_o.as_path(), main_o.as_path()];
 
     let bin = bin_path();
@@ -293,7 +325,7 @@ pub fn build_measured() -> Result<Built, String> {
     let elf_bytes = std::fs::read(&elf).map_err(|e| format!("{}: {e}", elf.display()))?;
     let image = tools::image::image_from_elf(&elf_bytes, &tools::image::FlashParams::default())
         .map_err(|e| format!("{}: {e}", elf.display()))?;
-    let built = Built { elf, image };
+    let built = Built { elf, image, direct_calls: rewritten.direct, other_calls: rewritten.kept };
     if built.fits() {
         tools::write_atomic(&bin, &built.image).map_err(|e| e.to_string())?;
     }
@@ -383,6 +415,10 @@ pub fn size() -> Result<(), String> {
         image.len() as u32 - data,
         parsed.segments.len()
     );
+    println!(
+        "     calls: {} direct (call0), {} through a register (ROM, function pointers)",
+        built.direct_calls, built.other_calls
+    );
     if image.len() > ELF2BIN_LIMIT && image.len() <= LIMIT {
         println!("  note: over {ELF2BIN_LIMIT} bytes, Arduino's elf2bin.py would refuse this bootloader");
     }
@@ -424,13 +460,13 @@ mod tests {
     fn nm_lines_with_demangled_names() {
         let text = "4010f7a4 00000f7c t bootloader::copy::produce::<Flash as X>\n\
                     3ffe8000 B BOOT_MEM\n\
-                    4010f028 00000003 T _start\n";
+                    4010f028 00000003 T jump_to_app\n";
         let syms = parse_nm(text);
         assert_eq!(syms.len(), 2, "lines without a size are not symbols with a size");
         assert_eq!(syms[0].size, 0xf7c);
         assert_eq!(syms[0].kind, 't');
         assert_eq!(syms[0].name, "bootloader::copy::produce::<Flash as X>");
-        assert_eq!((syms[1].size, syms[1].kind, syms[1].name.as_str()), (3, 'T', "_start"));
+        assert_eq!((syms[1].size, syms[1].kind, syms[1].name.as_str()), (3, 'T', "jump_to_app"));
     }
 
     #[test]

@@ -4,22 +4,15 @@
  * stack pointer a1. Assembled by xtensa-lx106-elf-as, like the compiler's own output.
  */
 
-/* Where the ROM starts us (the image header's entry). The ROM has loaded our IRAM and
- * DRAM segments and runs us on its own stack; we keep that stack and never return. */
-    .section .text._start, "ax", @progbits
-    .global _start
-    .type _start, @function
-    .align 4
-_start:
-    j       eboot_rs_main
-    .size _start, . - _start
+/* No `_start`: the ROM enters eboot_rs_main directly (ENTRY in bootloader.ld) on its own
+ * stack, which we keep; a jump to it here would only cost bytes. */
 
 /* u32 read_ccount(void): the cycle counter (one tick per instruction on the bench with
  * -icount shift=0). Dropped by --gc-sections unless the Rust side uses it. */
     .section .text.read_ccount, "ax", @progbits
     .global read_ccount
     .type read_ccount, @function
-    .align 4
+    .p2align 2
 read_ccount:
     rsr.ccount a2
     ret
@@ -29,13 +22,14 @@ read_ccount:
  * gets a fresh stack at 0x3FFFFFF0 (the ROM stack top), no arguments and no return
  * address. a2 holds the entry (first argument). */
     .section .text.jump_to_app, "ax", @progbits
-    .literal_position
-    .literal .Lapp_stack, 0x3FFFFFF0
     .global jump_to_app
     .type jump_to_app, @function
-    .align 4
+    /* 4-byte entry: the Rust side reaches it with call0. */
+    .p2align 2
 jump_to_app:
-    l32r    a1, .Lapp_stack
+    /* 0x3FFFFFF0 = 0xFFFFFFC0 >> 2: two instructions, one byte less than l32r + literal. */
+    movi    a1, -64
+    srli    a1, a1, 2
     jx      a2
     .size jump_to_app, . - jump_to_app
 

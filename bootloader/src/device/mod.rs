@@ -22,7 +22,7 @@ extern "C" {
     static mut BOOT_MEM: Mem;
 }
 
-/// Called by `_start` (entry.S).
+/// The image entry: the ROM calls it directly (`ENTRY` in linker/bootloader.ld).
 #[no_mangle]
 pub extern "C" fn eboot_rs_main() -> ! {
     let mut flash = RomFlash;
