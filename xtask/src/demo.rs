@@ -1,8 +1,8 @@
 //! `demo`: the whole story on the bench: an app runs, a gzip update is staged the way the
 //! stock Arduino Updater stages it, power is cut in the middle of the copy, power comes
 //! back, the update completes and the new app boots.
-use bench::scenario::{check_outcome, flashed, stage, staging_addr, updater_command};
-use bench::{build_fixtures, AppSpec, Cut, Device, End, Reset, Run};
+use bench::scenario::{check_outcome, stage, staging_addr, updater_command};
+use bench::{build_fixtures, AppSpec, Cut, End, Reset, Run};
 
 use crate::bench::{outcome, sequence_instructions};
 
@@ -21,17 +21,26 @@ fn show(n: usize, what: &str, runs: &[Run]) {
 }
 
 pub fn demo(_args: &[&str]) -> Result<(), String> {
-    let bin = crate::device::build()?;
-    let bl = std::fs::read(&bin).map_err(|e| e.to_string())?;
+    let board = crate::bench::board("this demo runs that oversize build")?;
+    let bin = board.source.clone();
     let fx = build_fixtures()?;
-    let old = fx.image(&bl, &AppSpec::new("OLD", 1, 96 * 1024))?;
-    let new = fx.image(&bl, &AppSpec::new("NEW", 2, 100 * 1024))?;
+    let old = board.app_image(&fx, &AppSpec::new("OLD", 1, 96 * 1024))?;
+    let new = board.app_image(&fx, &AppSpec::new("NEW", 2, 100 * 1024))?;
     let gz = tools::gzip::gzip_best(&new);
-    println!("eboot-rs demo on the QEMU lx106 bench (1 MiB flash, layout 1M64)");
-    println!("  bootloader {} bytes at 0x0; app OLD {} bytes at 0x1000", bl.len(), old.len() - 4096);
+    println!("eboot-rs demo on the QEMU lx106 bench ({} MiB flash, layout 1M64)", board.chip >> 20);
+    if board.oversize() {
+        println!(
+            "  bootloader {} bytes in the BENCH-ONLY slot at {:#x} (too big for 0x0); app OLD {} bytes at 0x1000",
+            board.bootloader.len(),
+            board.boot_offset,
+            old.len() - 4096
+        );
+    } else {
+        println!("  bootloader {} bytes at 0x0; app OLD {} bytes at 0x1000", board.bootloader.len(), old.len() - 4096);
+    }
     println!("  update: app NEW, {} bytes, gzip {} bytes", new.len(), gz.len());
 
-    let mut d = Device::new(&fx.rom, flashed(&old), 42);
+    let mut d = board.device(&fx.rom, board.flashed(&old), 42);
     let r1 = d.boot_until_app(Reset::PowerOn, 3);
     show(1, "OLD app installed, no command", &r1);
 
@@ -44,7 +53,7 @@ pub fn demo(_args: &[&str]) -> Result<(), String> {
     println!("\n   Update.end(): gzip staged at {src:#x}, command COPY_RAW {src:#x} -> 0x0, {} bytes; restart", gz.len());
 
     // How many flash operations the whole update takes, to cut power halfway through.
-    let mut probe = Device::new(&fx.rom, staged, 43);
+    let mut probe = board.device(&fx.rom, staged, 43);
     probe.write_command(&cmd);
     let total = probe.soft_reset(None).counters.ops;
     let cut = Cut { at: total / 2, keep: 20000, garbage: 0 };
@@ -60,6 +69,7 @@ pub fn demo(_args: &[&str]) -> Result<(), String> {
     show(3, "power back on", &r3);
     let last = r3.last().ok_or("no run")?;
     check_outcome(&d.flash, last.app.as_ref(), &outcome("NEW", &new, "NEW"), &old[..4096])?;
+    board.check_boot_area(&d.flash)?;
 
     println!("\nSummary");
     println!("  power-on 1: OLD booted after {} instructions", sequence_instructions(&r1).unwrap_or(0));
@@ -68,6 +78,12 @@ pub fn demo(_args: &[&str]) -> Result<(), String> {
         "  power-on 3: update resumed and finished; NEW booted after {} instructions; flash holds NEW byte for byte",
         sequence_instructions(&r3).unwrap_or(0)
     );
+    if let Some(n) = board.note() {
+        println!("\n{n}.");
+        println!("It is not flashable: `cargo xtask size` shows where its bytes go. Once it fits 4096 bytes,");
+        println!("`cargo xtask demo` runs target/esp8266/bootloader.bin at flash 0 instead.");
+        return Ok(());
+    }
     println!("\nFlash the bootloader on a real board at 0x0:");
     println!("  esptool.py --chip esp8266 write_flash 0x0 {}", bin.display());
     println!("or a whole Arduino image (bootloader + sketch) built with otatool:");

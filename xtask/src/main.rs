@@ -43,8 +43,14 @@ fn main() -> ExitCode {
     }
 }
 
-/// Every test: host unit and integration tests, then the sweep.
+/// Every test: installs what is missing, builds the device image and the bench fixtures,
+/// runs every workspace test (host unit/integration tests, the simulator's reduced sweeps,
+/// otatool against its peers, the QEMU bench end to end), then the power-cut sweep with
+/// fewer random runs than `cargo xtask sweep`.
 fn test() -> Result<(), String> {
+    device::setup()?;
+    bench::prepare()?;
     util::cargo(&["test", "--workspace", "--release"])?;
+    sweep::sweep(&["--quick"])?;
     Ok(())
 }

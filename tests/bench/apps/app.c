@@ -48,8 +48,9 @@ void app_main(uint32_t entry_cc) {
     seg(_data_start, _data_end);
     seg(_rodata_start, _rodata_end);
     ets_printf("APP irom=%u\n", irom_probe(1000));
-    ets_printf("APP report %08x %u %u %08x %u\n", RTC_USER[0], RTC_USER[1], RTC_USER[2],
-               RTC_USER[3], RTC_USER[4]);
+    /* The boot report: magic, event, code, journal, trial boots left, CRC of words 0..4. */
+    ets_printf("APP report %08x %u %u %08x %u %08x\n", RTC_USER[0], RTC_USER[1], RTC_USER[2],
+               RTC_USER[3], RTC_USER[4], RTC_USER[5]);
 #if CONFIRM
     extern int app_confirm(void);
     ets_printf("APP confirm %d\n", app_confirm());

@@ -12,7 +12,8 @@ pub struct AppOutput {
     pub segs: Vec<SegSum>,
     /// Result of a function run from the flash window (ver + 3000 when irom0 is right).
     pub irom: Option<u32>,
-    /// User RTC words 0..5 as the app found them (the boot report).
+    /// User RTC words 0..6 as the app found them (the boot report: magic, event, code,
+    /// journal, trial boots left, CRC).
     pub report: Vec<u32>,
     /// Result of the confirm call (confirming apps only).
     pub confirm: Option<i32>,
@@ -48,7 +49,7 @@ impl AppOutput {
                 }
                 Some("irom") => a.irom = t.get(1).and_then(|v| v.strip_prefix("irom=").or(Some(v))).and_then(|v| v.parse().ok()),
                 Some(s) if s.starts_with("irom=") => a.irom = s[5..].parse().ok(),
-                Some("report") => a.report = t[1..].iter().enumerate().filter_map(|(i, v)| if i == 0 || i == 3 { hex(v) } else { v.parse().ok() }).collect(),
+                Some("report") => a.report = t[1..].iter().enumerate().filter_map(|(i, v)| if i == 0 || i == 3 || i == 5 { hex(v) } else { v.parse().ok() }).collect(),
                 Some("confirm") => a.confirm = t.get(1).and_then(|v| v.parse().ok()),
                 Some("done") => a.done = true,
                 _ => {}

@@ -17,19 +17,9 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
 }
 
-/// Where the device build puts the real bootloader.
-pub fn bootloader_bin() -> PathBuf {
-    std::env::var_os("EBOOT_BOOTLOADER_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/esp8266/bootloader.bin"))
-}
-
-/// The real bootloader image (from `cargo xtask build`).
-pub fn real_bootloader() -> Result<Vec<u8>, String> {
-    let p = bootloader_bin();
-    std::fs::read(&p).map_err(|e| {
-        format!("{}: {e}; build the bootloader first (`cargo xtask build`)", p.display())
-    })
+/// The real bootloader the bench runs, placed on its board (see `board::find_bootloader`).
+pub fn real_bootloader() -> Result<crate::board::Board, String> {
+    crate::board::find_bootloader(&workspace_root())
 }
 
 /// A test app variant.

@@ -5,11 +5,15 @@
 //! * [`qemu`]: one QEMU process per power-on; flash carried from run to run, RTC memory
 //!   only across soft resets; console, flash counters and instruction counts per run.
 //! * [`app`]: what a test app printed, and what it should have printed for an image.
+//! * [`board`]: where the bootloader under test sits (flash 0, or a labelled bench-only
+//!   slot while it is over 4096 bytes).
 //! * [`scenario`]: flash layouts, staging like the Arduino `Updater`, and the power-cut sweep.
 pub mod app;
+pub mod board;
 pub mod build;
 pub mod qemu;
 pub mod scenario;
 
+pub use board::Board;
 pub use build::{build_fixtures, AppSpec, Fixtures};
 pub use qemu::{Counters, Cut, Device, End, Reset, Run};

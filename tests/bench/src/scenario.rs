@@ -19,7 +19,8 @@ pub fn staging_addr(len: usize) -> u32 {
     FS_START - roundup4k(len)
 }
 
-/// A blank chip with `image` (an Arduino image: bootloader + app) flashed at 0.
+/// A blank 1 MiB chip with `image` (an Arduino image: bootloader + app) flashed at 0. The
+/// real bootloader's boards come from `Board::flashed` (its chip may be bigger).
 pub fn flashed(image: &[u8]) -> Vec<u8> {
     let mut f = vec![0xFF; CHIP];
     f[..image.len()].copy_from_slice(image);
@@ -88,6 +89,10 @@ pub fn check_outcome(flash: &[u8], app: Option<&AppOutput>, o: &Outcome, sector0
 #[derive(Clone, Debug)]
 pub struct Scenario {
     pub flash: Vec<u8>,
+    /// Where the ROM loads the bootloader from (`Board::boot_offset`: 0 on a real chip).
+    pub boot_offset: u32,
+    /// The bootloader image at `boot_offset` when that is not 0 (it must stay intact).
+    pub slot: Vec<u8>,
     pub command: [u32; 32],
     pub old: Outcome,
     pub new: Outcome,
@@ -110,6 +115,15 @@ pub struct SweepResult {
     pub points: Vec<PointResult>,
 }
 
+impl Scenario {
+    /// A device for this scenario's board (bootloader at `boot_offset`).
+    pub fn device(&self, rom: &std::path::Path, flash: Vec<u8>, seed: u64) -> Device {
+        let mut d = Device::new(rom, flash, seed);
+        d.boot_offset = self.boot_offset;
+        d
+    }
+}
+
 impl SweepResult {
     pub fn bricks(&self) -> Vec<&PointResult> {
         self.points.iter().filter(|p| p.result.is_err()).collect()
@@ -126,7 +140,7 @@ fn mix(mut x: u64) -> u64 {
 /// The uninterrupted update: warm boot with the command, until the app runs. Returns the
 /// runs (the first one is the update).
 pub fn reference(rom: &std::path::Path, s: &Scenario) -> (Vec<Run>, Device) {
-    let mut d = Device::new(rom, s.flash.clone(), 1);
+    let mut d = s.device(rom, s.flash.clone(), 1);
     d.write_command(&s.command);
     let runs = d.boot_until_app(Reset::Soft, 6);
     (runs, d)
@@ -183,7 +197,7 @@ pub fn sweep(rom: &std::path::Path, s: &Scenario, min_points: u32, max_ops: u32,
 }
 
 fn cut_point(rom: &std::path::Path, s: &Scenario, sector0: &[u8], cut: Cut, nested: bool, seed: u64) -> PointResult {
-    let mut d = Device::new(rom, s.flash.clone(), seed + 100);
+    let mut d = s.device(rom, s.flash.clone(), seed + 100);
     d.write_command(&s.command);
     let r = d.soft_reset(Some(cut));
     let mut pr = PointResult { cut, nested: None, result: Ok(""), runs: 1 };
@@ -193,7 +207,7 @@ fn cut_point(rom: &std::path::Path, s: &Scenario, sector0: &[u8], cut: Cut, nest
     }
     if nested {
         // Learn how many ops the recovery does, then cut it in the middle.
-        let mut probe = Device::new(rom, d.flash.clone(), seed + 200);
+        let mut probe = s.device(rom, d.flash.clone(), seed + 200);
         let pr0 = probe.power_on(None);
         if pr0.counters.ops > 0 {
             let c2 = Cut { at: pr0.counters.ops / 2, keep: (mix(seed) % 65537) as u32, garbage: 0 };
@@ -212,6 +226,8 @@ fn cut_point(rom: &std::path::Path, s: &Scenario, sector0: &[u8], cut: Cut, nest
     let bad: Vec<_> = runs.iter().filter(|r| r.counters.violations > 0).collect();
     pr.result = if !bad.is_empty() {
         Err(format!("ROM rule violation:\n{}", bad[0].console))
+    } else if let Err(e) = crate::board::check_boot_area(&d.flash, sector0, s.boot_offset, &s.slot) {
+        Err(e)
     } else {
         match (check_outcome(&d.flash, last.app.as_ref(), &s.new, sector0), check_outcome(&d.flash, last.app.as_ref(), &s.old, sector0)) {
             (Ok(()), _) => Ok("new"),

@@ -1,9 +1,13 @@
-//! End-to-end: the real bootloader image (target/esp8266/bootloader.bin from
-//! `cargo xtask build`) on the bench, through every flow of the stock Arduino OTA stack.
+//! End-to-end: the real bootloader image on the bench, through every flow of the stock
+//! Arduino OTA stack. The image is target/esp8266/bootloader.bin from `cargo xtask build`,
+//! at flash 0; while that build is over 4096 bytes, its oversize ELF in a bench-only slot
+//! (`bench::board`, announced by a `BENCH NOTE` line); `EBOOT_BOOTLOADER_BIN` overrides.
+use std::io::Write;
+
 use bench::app::expected_segs;
 use bench::build::real_bootloader;
 use bench::scenario::*;
-use bench::{build_fixtures, AppSpec, Device, End, Fixtures, Reset, Run};
+use bench::{build_fixtures, AppSpec, Board, Cut, Device, End, Fixtures, Reset, Run};
 use bootloader::command::{Command, EXT_TRIAL};
 use bootloader::report::{Code, Event, REPORT_MAGIC};
 
@@ -11,36 +15,56 @@ const FILLER: u32 = 24 * 1024;
 
 struct Env {
     fx: Fixtures,
-    bl: Vec<u8>,
+    board: Board,
     a: Vec<u8>,
     b: Vec<u8>,
 }
 
 fn env() -> Env {
+    static NOTE: std::sync::Once = std::sync::Once::new();
     let fx = build_fixtures().unwrap();
-    let bl = real_bootloader().unwrap();
-    let a = fx.image(&bl, &AppSpec::new("A", 1, FILLER)).unwrap();
-    let b = fx.image(&bl, &AppSpec::new("B", 2, FILLER + 5000)).unwrap();
-    Env { fx, bl, a, b }
+    let board = real_bootloader().unwrap();
+    NOTE.call_once(|| {
+        // Straight to stderr: the test harness captures eprintln! of passing tests, and
+        // this line must be seen whenever the tests did not run the flashable image.
+        if let Some(n) = board.note() {
+            let _ = writeln!(std::io::stderr(), "{n} ({})", board.source.display());
+        }
+    });
+    let a = board.app_image(&fx, &AppSpec::new("A", 1, FILLER)).unwrap();
+    let b = board.app_image(&fx, &AppSpec::new("B", 2, FILLER + 5000)).unwrap();
+    Env { fx, board, a, b }
+}
+
+impl Env {
+    fn device(&self, flash: Vec<u8>, seed: u64) -> Device {
+        self.board.device(&self.fx.rom, flash, seed)
+    }
+    fn flashed(&self, image: &[u8]) -> Vec<u8> {
+        self.board.flashed(image)
+    }
 }
 
 fn outcome(name: &'static str, image: &[u8], id: &str) -> Outcome {
     Outcome { name, image: image.to_vec(), app_id: id.into(), region: None }
 }
 
-/// No run may break the strict ROM rules or crash.
-fn clean(runs: &[Run]) {
+/// No run may break the strict ROM rules or crash, and sector 0 / the boot slot stay.
+fn clean(e: &Env, d: &Device, runs: &[Run]) {
     for r in runs {
         assert_eq!(r.counters.violations, 0, "ROM rule violation:\n{}", r.console);
         assert!(matches!(r.end, End::SoftReset | End::PowerCut), "{:?}:\n{}", r.end, r.console);
     }
+    e.board.check_boot_area(&d.flash).unwrap();
 }
 
-/// The boot report the app found in RTC memory: (event, code, journal, trial_left).
+/// The boot report the app found in RTC memory: (event, code, journal, trial_left), after
+/// checking its magic and CRC (word 5, CRC-32/MPEG-2 of words 0..=4).
 fn report(r: &Run) -> (u32, u32, u32, u32) {
     let a = r.app.as_ref().expect("app ran");
-    assert_eq!(a.report.len(), 5);
+    assert_eq!(a.report.len(), 6, "{}", r.console);
     assert_eq!(a.report[0], REPORT_MAGIC, "no boot report:\n{}", r.console);
+    assert_eq!(a.report[5], bootloader::crc::mpeg2(&a.report[..5]), "boot report CRC:\n{}", r.console);
     (a.report[1], a.report[2], a.report[3], a.report[4])
 }
 
@@ -50,21 +74,24 @@ fn update(e: &Env, payload: &[u8], dst: u32, cmd: impl Fn(u32) -> [u32; 32], bas
     let mut f = base.to_vec();
     let src = staging_addr(payload.len());
     stage(&mut f, src, payload);
-    let mut d = Device::new(&e.fx.rom, f, 11);
+    let mut d = e.device(f, 11);
     let _ = dst;
     d.write_command(&cmd(src));
     let runs = d.boot_until_app(Reset::Soft, 8);
-    clean(&runs);
+    clean(e, &d, &runs);
     (d, runs)
 }
 
 #[test]
 fn boots_with_no_command() {
     let e = env();
-    let mut d = Device::new(&e.fx.rom, flashed(&e.a), 1);
+    let mut d = e.device(e.flashed(&e.a), 1);
     let runs = d.boot_until_app(Reset::PowerOn, 3);
-    clean(&runs);
+    clean(&e, &d, &runs);
     let last = runs.last().unwrap();
+    // Only an image over 4096 bytes may use the bench-only slot, and the ROM says so.
+    assert_eq!(e.board.oversize(), e.board.bootloader.len() > 4096);
+    assert_eq!(last.console.contains("BENCH-ONLY boot slot"), e.board.oversize(), "{}", last.console);
     check_outcome(&d.flash, last.app.as_ref(), &outcome("A", &e.a, "A"), &e.a[..4096]).unwrap();
     assert_eq!(runs.len(), 1);
     assert_eq!(report(last).0, Event::Nothing as u32);
@@ -83,7 +110,7 @@ fn stock_updater_sketch_update_raw() {
             *a = 0xA5A5_0000 ^ (i as u32 * 0x0101_0101);
         }
         c.encode()
-    }, &flashed(&e.a));
+    }, &e.flashed(&e.a));
     let last = runs.last().unwrap();
     check_outcome(&d.flash, last.app.as_ref(), &outcome("B", &e.b, "B"), &e.a[..4096]).unwrap();
     assert_eq!(report(last).0, Event::Applied as u32, "{}", last.console);
@@ -95,7 +122,7 @@ fn stock_updater_sketch_update_gzip() {
     let e = env();
     let gz = tools::gzip::gzip_best(&e.b);
     assert!(gz.len() < e.b.len());
-    let (d, runs) = update(&e, &gz, 0, |src| updater_command(src, 0, gz.len()), &flashed(&e.a));
+    let (d, runs) = update(&e, &gz, 0, |src| updater_command(src, 0, gz.len()), &e.flashed(&e.a));
     let last = runs.last().unwrap();
     check_outcome(&d.flash, last.app.as_ref(), &outcome("B", &e.b, "B"), &e.a[..4096]).unwrap();
     assert_eq!(report(last).0, Event::Applied as u32);
@@ -109,7 +136,7 @@ fn fs_image(seed: u8, len: usize) -> Vec<u8> {
 #[test]
 fn atomic_filesystem_update() {
     let e = env();
-    let mut base = flashed(&e.a);
+    let mut base = e.flashed(&e.a);
     let old_fs = fs_image(1, (FS_END - FS_START) as usize);
     base[FS_START as usize..FS_END as usize].copy_from_slice(&old_fs);
     let new_fs = fs_image(2, 40 * 1024);
@@ -133,7 +160,7 @@ fn trial_command(src: u32, len: usize, boots: u32) -> [u32; 32] {
 fn trial_boot_without_confirmation_rolls_back() {
     let e = env();
     let gz = tools::gzip::gzip_best(&e.b);
-    let (mut d, runs) = update(&e, &gz, 0, |src| trial_command(src, gz.len(), 2), &flashed(&e.a));
+    let (mut d, runs) = update(&e, &gz, 0, |src| trial_command(src, gz.len(), 2), &e.flashed(&e.a));
     let first = runs.last().unwrap();
     assert_eq!(first.app.as_ref().unwrap().id, "B");
     assert_eq!(report(first).0, Event::Trial as u32);
@@ -141,7 +168,7 @@ fn trial_boot_without_confirmation_rolls_back() {
     let mut seen = vec!["B".to_string()];
     for _ in 0..6 {
         let runs = d.boot_until_app(Reset::Soft, 4);
-        clean(&runs);
+        clean(&e, &d, &runs);
         let r = runs.last().unwrap();
         seen.push(r.app.as_ref().map(|a| a.id.clone()).unwrap_or_default());
         if r.app.as_ref().is_some_and(|a| a.id == "A") {
@@ -156,15 +183,15 @@ fn trial_boot_without_confirmation_rolls_back() {
 #[test]
 fn trial_boot_confirmed_stays() {
     let e = env();
-    let bc = e.fx.image(&e.bl, &AppSpec::new("B", 2, FILLER + 5000).confirming()).unwrap();
+    let bc = e.board.app_image(&e.fx, &AppSpec::new("B", 2, FILLER + 5000).confirming()).unwrap();
     let gz = tools::gzip::gzip_best(&bc);
-    let (mut d, runs) = update(&e, &gz, 0, |src| trial_command(src, gz.len(), 2), &flashed(&e.a));
+    let (mut d, runs) = update(&e, &gz, 0, |src| trial_command(src, gz.len(), 2), &e.flashed(&e.a));
     let first = runs.last().unwrap();
     assert_eq!(report(first).0, Event::Trial as u32);
     assert_eq!(first.app.as_ref().unwrap().confirm, Some(0), "{}", first.console);
     for i in 0..4 {
         let runs = if i % 2 == 0 { d.boot_until_app(Reset::Soft, 4) } else { d.boot_until_app(Reset::PowerOn, 4) };
-        clean(&runs);
+        clean(&e, &d, &runs);
         let r = runs.last().unwrap();
         assert_eq!(r.app.as_ref().unwrap().id, "B", "{}", r.console);
     }
@@ -178,7 +205,7 @@ fn corrupt_staged_image_is_refused_and_old_app_boots() {
     let mut gz = tools::gzip::gzip_best(&e.b);
     let mid = gz.len() / 2;
     gz[mid] ^= 0x5A;
-    let base = flashed(&e.a);
+    let base = e.flashed(&e.a);
     let (d, runs) = update(&e, &gz, 0, |src| updater_command(src, 0, gz.len()), &base);
     let last = runs.last().unwrap();
     check_outcome(&d.flash, last.app.as_ref(), &outcome("A", &e.a, "A"), &e.a[..4096]).unwrap();
@@ -194,7 +221,7 @@ fn stock_eboot_image_keeps_our_sector0() {
     // An Arduino image built with another bootloader (miniboot stands in for eboot).
     let foreign = e.fx.image(&e.fx.miniboot().unwrap(), &AppSpec::new("B", 2, FILLER + 5000)).unwrap();
     assert!(foreign[..4096] != e.a[..4096], "the staged image must carry a different sector 0");
-    let (d, runs) = update(&e, &foreign, 0, |src| updater_command(src, 0, foreign.len()), &flashed(&e.a));
+    let (d, runs) = update(&e, &foreign, 0, |src| updater_command(src, 0, foreign.len()), &e.flashed(&e.a));
     let last = runs.last().unwrap();
     let app = last.app.as_ref().unwrap();
     assert_eq!(app.id, "B");
@@ -218,17 +245,17 @@ fn assert_sweep(name: &str, s: &Scenario) {
 fn power_cut_sweep_gzip_sketch_update() {
     let e = env();
     let gz = tools::gzip::gzip_best(&e.b);
-    let mut f = flashed(&e.a);
+    let mut f = e.flashed(&e.a);
     let src = staging_addr(gz.len());
     stage(&mut f, src, &gz);
-    let s = Scenario { flash: f, command: updater_command(src, 0, gz.len()), old: outcome("A", &e.a, "A"), new: outcome("B", &e.b, "B") };
+    let s = e.board.scenario(f, updater_command(src, 0, gz.len()), outcome("A", &e.a, "A"), outcome("B", &e.b, "B"));
     assert_sweep("gzip sketch", &s);
 }
 
 #[test]
 fn power_cut_sweep_filesystem_update() {
     let e = env();
-    let mut f = flashed(&e.a);
+    let mut f = e.flashed(&e.a);
     let old_fs = fs_image(1, (FS_END - FS_START) as usize);
     f[FS_START as usize..FS_END as usize].copy_from_slice(&old_fs);
     let new_fs = fs_image(2, 40 * 1024);
@@ -240,6 +267,124 @@ fn power_cut_sweep_filesystem_update() {
     old.region = Some((FS_START, old_fs[..new_fs.len()].to_vec()));
     let mut new = outcome("A+newfs", &e.a, "A");
     new.region = Some((FS_START, new_fs.clone()));
-    let s = Scenario { flash: f, command: updater_command(src, FS_START, new_fs.len()), old, new };
+    let s = e.board.scenario(f, updater_command(src, FS_START, new_fs.len()), old, new);
     assert_sweep("filesystem", &s);
+}
+
+/// Cuts power at every flash operation of the run that starts from `flash`/`rtc` with a
+/// soft reset (three cuts per op: before, inside, after), then powers on until an app runs:
+/// the first app must be `want`'s, byte-exact, unless its id is in `detour` (an app that may
+/// still legitimately run, e.g. a trial boot); then soft resets continue until `want` runs.
+/// Returns (ops of the uncut run, cut points).
+fn sweep_run(e: &Env, name: &str, flash: &[u8], rtc: &[u8], want: &Outcome, detour: &[(&str, &[u8])]) -> (u32, usize) {
+    let mut d = e.device(flash.to_vec(), 500);
+    d.rtc = rtc.to_vec();
+    let r = d.soft_reset(None);
+    let n = r.counters.ops;
+    assert!(n > 0, "{name}: the uncut run wrote nothing:\n{}", r.console);
+    let mut points = 0;
+    for k in 0..n {
+        for (v, keep) in [0u32, 65536, 7919 * (k + 1) % 65536].into_iter().enumerate() {
+            let cut = Cut { at: k, keep, garbage: if v == 2 { 30000 } else { 0 } };
+            let mut d = e.device(flash.to_vec(), 600 + k as u64 * 3 + v as u64);
+            d.rtc = rtc.to_vec();
+            let r = d.soft_reset(Some(cut));
+            assert_eq!(r.end, End::PowerCut, "{name}: cut {cut:?} did not fire:\n{}", r.console);
+            points += 1;
+            let mut reset = Reset::PowerOn;
+            let mut seen = Vec::new();
+            loop {
+                let runs = d.boot_until_app(reset, 4);
+                clean(e, &d, &runs);
+                let last = runs.last().unwrap();
+                let app = last.app.as_ref().unwrap_or_else(|| panic!("{name}: {cut:?}: no app:\n{}", last.console));
+                seen.push(app.id.clone());
+                if app.id == want.app_id {
+                    check_outcome(&d.flash, Some(app), want, &e.a[..4096]).unwrap_or_else(|err| panic!("{name}: {cut:?}: {err}\n{}", last.console));
+                    break;
+                }
+                let image = detour.iter().find(|(id, _)| *id == app.id).map(|(_, img)| *img);
+                let image = image.unwrap_or_else(|| panic!("{name}: {cut:?}: app {} ran; seen {seen:?}\n{}", app.id, last.console));
+                assert_eq!(app.segs, expected_segs(image).unwrap(), "{name}: {cut:?}: app {} not intact", app.id);
+                assert!(seen.len() < 6, "{name}: {cut:?}: {} never came; seen {seen:?}", want.app_id);
+                reset = Reset::Soft;
+            }
+        }
+    }
+    eprintln!("{name}: {n} ops, {points} cut points, all ended {}", want.app_id);
+    (n, points)
+}
+
+#[test]
+fn power_cut_sweep_trial_update_ends_rolled_back() {
+    // A non-confirming trial update, cut anywhere: B may run (in trial), A must come back.
+    let e = env();
+    let gz = tools::gzip::gzip_best(&e.b);
+    let mut f = e.flashed(&e.a);
+    let src = staging_addr(gz.len());
+    stage(&mut f, src, &gz);
+    let mut rtc = e.device(f.clone(), 1).rtc;
+    for (i, w) in trial_command(src, gz.len(), 2).iter().enumerate() {
+        rtc[bench::qemu::RTC_USER_OFF + 4 * i..][..4].copy_from_slice(&w.to_le_bytes());
+    }
+    let (_, points) = sweep_run(&e, "trial update", &f, &rtc, &outcome("A", &e.a, "A"), &[("B", &e.b)]);
+    assert!(points >= 60);
+}
+
+#[test]
+fn power_cut_sweep_rollback() {
+    // The boot that rolls back, cut anywhere: A must be the first app to run again.
+    let e = env();
+    let gz = tools::gzip::gzip_best(&e.b);
+    let (mut d, _) = update(&e, &gz, 0, |src| trial_command(src, gz.len(), 2), &e.flashed(&e.a));
+    for _ in 0..6 {
+        let (flash, rtc) = (d.flash.clone(), d.rtc.clone());
+        let r = d.soft_reset(None);
+        assert_eq!(r.end, End::SoftReset, "{}", r.console);
+        if r.app.as_ref().is_some_and(|a| a.id == "A") {
+            assert_eq!(report(&r).0, Event::RolledBack as u32);
+            let (n, points) = sweep_run(&e, "rollback", &flash, &rtc, &outcome("A", &e.a, "A"), &[]);
+            assert_eq!(n, r.counters.ops);
+            assert!(points >= 3 * n as usize);
+            return;
+        }
+    }
+    panic!("no rollback");
+}
+
+#[test]
+fn power_cut_sweep_confirmed_trial_finish() {
+    // After B confirmed its trial boot, the next boot makes B permanent: cut anywhere in
+    // it, B (byte-exact, header written) must be the first app to run.
+    let e = env();
+    let bc = e.board.app_image(&e.fx, &AppSpec::new("B", 2, FILLER + 5000).confirming()).unwrap();
+    let gz = tools::gzip::gzip_best(&bc);
+    let (d, runs) = update(&e, &gz, 0, |src| trial_command(src, gz.len(), 2), &e.flashed(&e.a));
+    assert_eq!(runs.last().unwrap().app.as_ref().unwrap().confirm, Some(0));
+    let (_, points) = sweep_run(&e, "confirmed finish", &d.flash, &d.rtc, &outcome("B", &bc, "B"), &[]);
+    assert!(points >= 3);
+}
+
+#[test]
+fn raw_sketch_overlapping_its_source_is_refused() {
+    // A raw sketch so big that the Updater's staging area (FS_start − size) overlaps where
+    // it must be copied (0x1000..). eboot copies it over its own source; ours refuses it
+    // (TooBig, protocol.md §3: not power-safe without a spare sector) before writing.
+    let e = env();
+    let big = e.board.app_image(&e.fx, &AppSpec::new("R", 3, 482 * 1024)).unwrap();
+    let src = staging_addr(big.len());
+    assert!(0x1000 + big.len() as u32 > src, "the test needs source and destination to overlap");
+    let base = e.flashed(&e.a);
+    let (d, runs) = update(&e, &big, 0, |src| updater_command(src, 0, big.len()), &base);
+    let last = runs.last().unwrap();
+    assert_eq!(report(last).0, Event::Rejected as u32, "{}", last.console);
+    assert_eq!(report(last).1, Code::TooBig as u32);
+    assert_eq!(runs.iter().map(|r| r.counters.ops).sum::<u32>(), 0, "refused before any write");
+    check_outcome(&d.flash, last.app.as_ref(), &outcome("A", &e.a, "A"), &e.a[..4096]).unwrap();
+    // The same sketch gzipped fits below its staged copy and installs.
+    let gz = tools::gzip::gzip_best(&big);
+    let (d, runs) = update(&e, &gz, 0, |src| updater_command(src, 0, gz.len()), &base);
+    let last = runs.last().unwrap();
+    assert_eq!(report(last).0, Event::Applied as u32, "{}", last.console);
+    check_outcome(&d.flash, last.app.as_ref(), &outcome("R", &big, "R"), &e.a[..4096]).unwrap();
 }
