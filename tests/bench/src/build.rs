@@ -182,7 +182,9 @@ impl Fixtures {
 }
 
 fn write_atomic(p: &Path, data: &[u8]) -> Result<(), String> {
-    let tmp = p.with_extension(format!("tmp{}", std::process::id()));
+    // Unique per call: tests build the same fixture from several threads at once.
+    static N: AtomicU32 = AtomicU32::new(0);
+    let tmp = p.with_extension(format!("tmp{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
     std::fs::write(&tmp, data).and_then(|_| std::fs::rename(&tmp, p)).map_err(|e| format!("{}: {e}", p.display()))
 }
 
