@@ -21,15 +21,10 @@ pub fn mpeg2(words: &[u32]) -> u32 {
 /// Continues a CRC-32/ISO-HDLC (gzip's) over `data`: `gzip(gzip(0, a), b)` is the CRC of
 /// `a` followed by `b`.
 pub fn gzip(crc: u32, data: &[u8]) -> u32 {
-    let mut c = !crc;
-    for &b in data {
-        c = gzip_byte(c, b);
-    }
-    !c
+    !data.iter().fold(!crc, |c, &b| gzip_byte(c, b))
 }
 
 /// One byte into the (inverted) gzip CRC register.
-#[inline]
 pub fn gzip_byte(mut c: u32, b: u8) -> u32 {
     c ^= b as u32;
     for _ in 0..8 {

@@ -72,16 +72,9 @@ const NLENGTHS: usize = 320;
 /// Order in which a dynamic block sends the code-length code's lengths (RFC 1951 3.2.7).
 const ORDER: [u8; 19] = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15];
 
-/// Adds one byte to a CRC-32 (ISO-HDLC, reflected, kept inverted). Bitwise, not the `crc`
-/// crate: its `NoTable` digest is ~450 bytes of lx106 code, this ~40; both take 8 steps a
-/// byte (a 16-entry nibble table would halve that for 64 more bytes).
-fn crc_byte(mut crc: u32, b: u8) -> u32 {
-    crc ^= b as u32;
-    for _ in 0..8 {
-        crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
-    }
-    crc
-}
+// The CRC-32 is `crate::crc`'s bitwise one (see there why not the `crc` crate; a 16-entry
+// nibble table would halve its 8 steps a byte for 64 more bytes).
+use crate::crc::gzip_byte as crc_byte;
 
 /// Inflates one gzip member from `src`, using `window` as the 32 KiB history.
 pub fn gunzip<S: Source, K: FnMut(&[u8]) -> bool>(
