@@ -174,7 +174,8 @@ pub fn checksum_update(mut sum: u8, data: &[u8]) -> u8 {
     sum
 }
 
-fn le32(b: &[u8]) -> u32 {
+/// Little-endian u32 from the first 4 bytes of `b`.
+pub fn le32(b: &[u8]) -> u32 {
     u32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
 

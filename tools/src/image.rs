@@ -21,6 +21,7 @@
 use crate::error::{Error, Result};
 use bootloader::command::CRC32_MPEG2;
 use bootloader::image::{
+    le32,
     checksum_update, flash_size_code, flash_size_from_code, padded_len, Header, Region, Segment,
     APP_OFFSET, ARDUINO_CRC_OFFSET, CHECKSUM_SEED, HEADER_LEN, MAGIC, SEGMENT_HEADER_LEN,
 };
@@ -604,10 +605,6 @@ pub fn parse_image(b: &[u8]) -> Result<ParsedImage> {
         checksum_stored: b[len - 1],
         checksum_computed: sum,
     })
-}
-
-fn le32(b: &[u8]) -> u32 {
-    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
 
 #[cfg(test)]
