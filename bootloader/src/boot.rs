@@ -14,6 +14,9 @@ use crate::loader::{self, App};
 use crate::platform::Platform;
 use crate::report::{Code, Event, Report};
 
+/// The flash end every Arduino layout reserves: EEPROM, RF calibration, 3 SDK sectors.
+const SYSTEM_SECTORS: u32 = 5 * SECTOR;
+
 /// RAM the bootloader needs, supplied by the caller (the device layer puts it in DRAM).
 /// Word aligned: the ROM's SPIRead/SPIWrite move words. Contents need not be initialised.
 #[repr(C, align(4))]
@@ -128,10 +131,12 @@ fn start<F: NorFlash>(flash: &mut F, mem: &mut Mem, cmd: &Command, app: &App) ->
     flash::read_words(flash, src, &mut magic)?;
     let gzip = magic[0] & 0xFFFF == 0x8B1F;
 
-    // Dry run over the whole staged image. The output may not reach the staged input: a
-    // resumed copy reads (or inflates) it again from the start.
+    // Dry run over the whole staged image. A sketch may not reach its staged input (a
+    // resumed copy reads or inflates it again from the start); a filesystem may not reach
+    // the last five sectors, which every Arduino layout gives to EEPROM, RF calibration
+    // and the SDK's settings.
     let job = Job { src, len, gzip, dst, first: !fs as u32, hole: if fs { 0 } else { APP_OFFSET } };
-    let mut dry = Sink::new(job, true, if fs { cap } else { src });
+    let mut dry = Sink::new(job, true, if fs { cap.saturating_sub(SYSTEM_SECTORS) } else { src });
     let out = copy::produce(flash, mem, &mut dry)?;
     if out.consumed != len {
         return Err(Code::GzipTrailer);

@@ -318,6 +318,8 @@ fn rejections_write_nothing() {
         (Box::new(|_, s| { let mut c = Command::copy(s, 0, staged.len() as u32); c.ext = EXT_CRC; c.args[5] = 1; c }), Code::CrcMismatch),
         (Box::new(|_, _| Command::copy(0x2000, 0, staged.len() as u32)), Code::Overlap),
         (Box::new(|_, s| Command::copy(s, 0x3000, staged.len() as u32)), Code::Overlap),
+        // A filesystem image reaching the EEPROM/RF/SDK sectors at the end of the chip.
+        (Box::new(|_, s| Command::copy(s, FS_END - 0x10000, staged.len() as u32)), Code::TooBig),
     ];
     for (k, (make, code)) in cases.iter().enumerate() {
         let mut f = device(&old);
