@@ -131,7 +131,7 @@ impl Flash {
 
     /// A chip holding `image` (its length is the chip size, a multiple of 4 KiB).
     pub fn from_image(image: &[u8]) -> Flash {
-        assert!(image.len() % SECTOR == 0 && !image.is_empty(), "chip size");
+        assert!(image.len().is_multiple_of(SECTOR) && !image.is_empty(), "chip size");
         let sectors = image.len() / SECTOR;
         Flash {
             mem: image.to_vec(),
@@ -175,7 +175,7 @@ impl Flash {
     /// Schedules power cuts (replacing any pending ones).
     pub fn set_cuts(&mut self, cuts: &[Cut]) {
         self.cuts = cuts.to_vec();
-        self.cuts.sort_by(|a, b| b.at.cmp(&a.at));
+        self.cuts.sort_by_key(|c| std::cmp::Reverse(c.at));
     }
     pub fn fired(&self) -> &[Cut] {
         &self.fired
@@ -238,7 +238,7 @@ impl Flash {
             return Err(FlashError::PowerLost);
         }
         let off = off as usize;
-        if off % 4 != 0 || len % 4 != 0 {
+        if !off.is_multiple_of(4) || !len.is_multiple_of(4) {
             self.stats.misaligned += 1;
             return Err(FlashError::NotAligned);
         }
@@ -343,7 +343,7 @@ impl NorFlash for Flash {
         if !self.powered {
             return Err(FlashError::PowerLost);
         }
-        if from % SECTOR as u32 != 0 || to % SECTOR as u32 != 0 || to < from {
+        if !from.is_multiple_of(SECTOR as u32) || !to.is_multiple_of(SECTOR as u32) || to < from {
             self.stats.misaligned += 1;
             return Err(FlashError::NotAligned);
         }
