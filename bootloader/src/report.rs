@@ -10,7 +10,7 @@
 //! | 1 | event ([`Event`]) |
 //! | 2 | result code ([`Code`]) of the update this boot handled, 0 if none |
 //! | 3 | flash address of the journal of the last update (0 if none) |
-//! | 4 | unconfirmed trial boots left (trial boots only, else 0) |
+//! | 4 | trial boots left after this one before a rollback (trial boots only, else 0) |
 //! | 5 | CRC-32/MPEG-2 of words 0..=4 |
 //!
 //! Words 6..32 are left as they were.
