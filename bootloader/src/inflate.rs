@@ -14,8 +14,12 @@
 //!   as zeros without touching the source, nothing more reaches the sink, and the loops that
 //!   are not bounded by a count stop. Returning `Result` from every bit read instead costs
 //!   hundreds of bytes on lx106, where it goes through memory;
-//! - the byte source and the sink are used through `dyn`, so the decoder exists once in the
-//!   image however many (source, sink) pairs call [`gunzip`];
+//! - the byte source and the sink are generic, not `dyn`: the device has one (source, sink)
+//!   pair, whose `next` and closure then inline into the decoder (about 140 bytes less on
+//!   lx106). Each further pair would add a copy of the decoder;
+//! - the output CRC is taken a chunk at a time as it goes to the sink; the header's (FHCRC)
+//!   by running a CRC over every input byte, cheaper in code than one switched on for the
+//!   header only;
 //! - every array index is masked or checked, so there is no panic path.
 //!
 //! Input is pulled one byte at a time and only when a bit is needed, so nothing past the
@@ -66,85 +70,86 @@ const MASK: u32 = WINDOW as u32 - 1;
 const CMASK: u32 = CHUNK as u32 - 1;
 const _: () = assert!(WINDOW.is_power_of_two() && CHUNK.is_power_of_two() && CHUNK <= WINDOW);
 
-/// Code lengths kept: 288 literal/length + 32 distance (fixed code; a dynamic one is smaller).
-const NLENGTHS: usize = 320;
-
 /// Order in which a dynamic block sends the code-length code's lengths (RFC 1951 3.2.7).
 const ORDER: [u8; 19] = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15];
 
-// The CRC-32 is `crate::crc`'s bitwise one (see there why not the `crc` crate; a 16-entry
-// nibble table would halve its 8 steps a byte for 64 more bytes).
-use crate::crc::gzip_byte as crc_byte;
+// `Inflater::err` values: 0 (none) or an `Error`'s discriminant plus one. A plain word
+// tests and sets in fewer instructions than an `Option<Error>`.
+const HEADER: u32 = Error::Header as u32 + 1;
+const DATA: u32 = Error::Data as u32 + 1;
+const TRUNCATED: u32 = Error::Truncated as u32 + 1;
+const SINK: u32 = Error::Sink as u32 + 1;
+
+/// `Inflater::err` less one to `Error` (a table: a `match` compiles to a jump table).
+static ERRORS: [Error; 5] = [Error::Header, Error::Data, Error::Truncated, Error::Trailer, Error::Sink];
+
+/// The fixed code's lengths as runs (count, length).
+static FIXED: [(u8, u8); 5] = [(144, 8), (112, 9), (24, 7), (8, 8), (32, 5)];
+
+use crate::crc;
 
 /// Inflates one gzip member from `src`, using `window` as the 32 KiB history.
 pub fn gunzip<S: Source, K: FnMut(&[u8]) -> bool>(
     src: &mut S,
     window: &mut [u8; WINDOW],
-    mut sink: K,
-) -> Result<Gzip, Error> {
-    inflate(src, window, &mut sink)
-}
-
-/// The one, non-generic, instance of the decoder.
-fn inflate(
-    src: &mut dyn Source,
-    window: &mut [u8; WINDOW],
-    sink: &mut dyn FnMut(&[u8]) -> bool,
+    sink: K,
 ) -> Result<Gzip, Error> {
     let mut z = Inflater {
+        err: 0,
         bitbuf: 0,
         bitcnt: 0,
         in_len: 0,
         out: 0,
-        crc: !0,
-        in_header: false,
-        err: None,
+        crc: 0,
+        icrc: !0,
         src,
         sink,
         window,
-        huff: [Huff { count: [0; 16], symbol: [0; NLENGTHS] }, Huff { count: [0; 16], symbol: [0; NLENGTHS] }],
-        lengths: [0; NLENGTHS],
+        count: [[0; 16]; 2],
+        symbol: [0; 512],
+        lengths: [0; 512],
     };
     z.run()
 }
 
-/// A canonical Huffman code: how many codes of each length, and the symbols in code order.
-struct Huff {
-    count: [u16; 16],
-    symbol: [u16; NLENGTHS],
-}
-
-/// Which table of `Inflater::huff`: literal/length (also the code-length code), distance.
-const LENS: usize = 0;
-const DISTS: usize = 1;
-
 /// `repr(C)`: the scalars first, so that on lx106 they sit at small offsets that loads and
 /// stores encode directly, with the big tables after them.
 #[repr(C)]
-struct Inflater<'a> {
-    /// The first error; once set, input reads as zeros and the sink is no longer called.
-    err: Option<Error>,
-    /// Pending input bits, next bit in bit 0; fewer than 8 between calls to `bits`.
+struct Inflater<'a, S, K> {
+    /// The first error (see `HEADER`..); once set, input reads as zeros and the sink is no
+    /// longer called.
+    err: u32,
+    /// Pending input bits, next bit in bit 0.
     bitbuf: u32,
     bitcnt: u32,
     in_len: u32,
     /// Output bytes so far; also the ring position (mod `WINDOW`).
     out: u32,
-    /// CRC-32 (inverted) of the output; of the header bytes before it.
+    /// CRC-32 of the output handed to the sink.
     crc: u32,
-    in_header: bool,
-    src: &'a mut dyn Source,
-    sink: &'a mut dyn FnMut(&[u8]) -> bool,
+    /// CRC-32 register (inverted) of every input byte: FHCRC checks its value after the
+    /// header. Cheaper than switching it on for the header only.
+    icrc: u32,
+    src: &'a mut S,
+    sink: K,
     window: &'a mut [u8; WINDOW],
-    huff: [Huff; 2],
+    /// Two canonical Huffman codes, literal/length (also the code-length code) and
+    /// distance: how many codes of each length, and (`count[t][0]`, as no code has length
+    /// 0) where in `symbol` their symbols start, in code order. Each code's symbols sit
+    /// where its lengths do in `lengths`, so the two never overlap.
+    count: [[u16; 16]; 2],
+    /// 512, not 320: indices are masked instead of checked.
+    symbol: [u16; 512],
     /// Code lengths: literal/length then distance (first, those of the code-length code).
-    lengths: [u8; NLENGTHS],
+    /// 512, not 320: indices are masked instead of checked, and a repeat running past the
+    /// end (an error, found afterwards) still lands inside.
+    lengths: [u8; 512],
 }
 
-impl Inflater<'_> {
-    fn fail(&mut self, e: Error) {
-        if self.err.is_none() {
-            self.err = Some(e);
+impl<S: Source, K: FnMut(&[u8]) -> bool> Inflater<'_, S, K> {
+    fn fail(&mut self, e: u32) {
+        if self.err == 0 {
+            self.err = e;
         }
     }
 
@@ -152,45 +157,34 @@ impl Inflater<'_> {
     /// Not inlined: `bits` then keeps only its own two fields live across the call.
     #[inline(never)]
     fn byte(&mut self) -> u32 {
-        if self.err.is_none() {
+        if self.err == 0 {
             if let Some(b) = self.src.next() {
                 self.in_len = self.in_len.wrapping_add(1);
-                if self.in_header {
-                    self.crc = crc_byte(self.crc, b);
-                }
+                self.icrc = crc::gzip_byte(self.icrc, b);
                 return b as u32;
             }
-            self.err = Some(Error::Truncated);
+            self.err = TRUNCATED;
         }
         0
     }
 
-    /// The next `n` (0..=16) bits, LSB first. Reads input only as far as it must.
+    /// The next `n` (1..=32) bits, LSB first; more than 25 only when byte aligned. Reads
+    /// input only as far as it must.
+    #[inline(never)]
     fn bits(&mut self, n: u32) -> u32 {
         while self.bitcnt < n {
             self.bitbuf |= self.byte() << self.bitcnt;
             self.bitcnt += 8;
         }
-        let v = self.bitbuf & ((1 << n) - 1);
-        self.bitbuf >>= n;
+        let v = self.bitbuf & (u32::MAX >> (32 - n));
+        // Two shifts: one by 32 would be by 0 on the lx106.
+        self.bitbuf = (self.bitbuf >> 1) >> (n - 1);
         self.bitcnt -= n;
         v
     }
 
-    /// Drops the bits left in the current byte (stored blocks and the trailer start on one).
-    fn align(&mut self) {
-        self.bitbuf = 0;
-        self.bitcnt = 0;
-    }
-
-    /// A 32-bit little-endian field.
-    fn word(&mut self) -> u32 {
-        self.bits(16) | self.bits(16) << 16
-    }
-
-    fn put(&mut self, b: u8) {
-        self.crc = crc_byte(self.crc, b);
-        self.window[(self.out & MASK) as usize] = b;
+    fn put(&mut self, b: u32) {
+        self.window[(self.out & MASK) as usize] = b as u8;
         self.out = self.out.wrapping_add(1);
         if self.out & CMASK == 0 {
             self.flush();
@@ -198,117 +192,115 @@ impl Inflater<'_> {
     }
 
     /// Hands over the (possibly partial) sector holding the last byte written.
+    #[inline(never)]
     fn flush(&mut self) {
-        if self.err.is_some() {
+        if self.err != 0 {
             return;
         }
         let last = self.out.wrapping_sub(1);
         let start = (last & MASK & !CMASK) as usize;
         let end = start + (last & CMASK) as usize + 1;
         if let Some(chunk) = self.window.get(start..end) {
+            self.crc = crc::gzip(self.crc, chunk);
             if !(self.sink)(chunk) {
-                self.err = Some(Error::Sink);
+                self.err = SINK;
             }
         }
     }
 
-    /// Not inlined into `inflate`: the frame holding the tables is big, and on lx106 every
+    /// Not inlined into `gunzip`: the frame holding the tables is big, and on lx106 every
     /// register spill at a large frame offset costs an extra instruction.
     #[inline(never)]
     fn run(&mut self) -> Result<Gzip, Error> {
-        self.header();
+        // The gzip header (RFC 1952 2.3). Magic, method 8 (deflate), no reserved flag.
+        // FLG read apart: its bits are then tested with small masks, no literals.
+        let id = self.bits(24);
+        let flg = self.bits(8);
+        if (id ^ 0x08_8B1F) | flg >> 5 != 0 {
+            self.fail(HEADER);
+        }
+        // MTIME, XFL, OS.
+        self.bits(24);
+        self.bits(24);
+        let f = flg >> 1;
+        // FEXTRA: a little-endian length and that many bytes.
+        if f & 2 != 0 {
+            for _ in 0..self.bits(16) {
+                self.bits(8);
+            }
+        }
+        // FNAME, FCOMMENT: zero-terminated (input reads as zeros after an error).
+        if f & 4 != 0 {
+            while self.bits(8) != 0 {}
+        }
+        if f & 8 != 0 {
+            while self.bits(8) != 0 {}
+        }
+        // FHCRC: low half of the CRC-32 of the header so far.
+        if f & 1 != 0 {
+            let want = !self.icrc & 0xFFFF;
+            if self.bits(16) != want {
+                self.fail(HEADER);
+            }
+        }
+
         loop {
             // BFINAL, BTYPE.
             let h = self.bits(3);
             match h >> 1 {
-                0 => self.stored(),
-                1 => {
-                    for (i, l) in self.lengths.iter_mut().enumerate() {
-                        *l = match i {
-                            0..=143 => 8,
-                            144..=255 => 9,
-                            256..=279 => 7,
-                            280..=287 => 8,
-                            // 32 distance codes, so the table is complete; 30 and 31 are
-                            // rejected when decoded.
-                            _ => 5,
-                        };
+                0 => {
+                    // Stored: LEN, NLEN from the next byte boundary.
+                    self.bitbuf = 0;
+                    self.bitcnt = 0;
+                    let w = self.bits(32);
+                    let len = w & 0xFFFF;
+                    if w >> 16 != len ^ 0xFFFF {
+                        self.fail(DATA);
+                    } else {
+                        for _ in 0..len {
+                            let b = self.bits(8);
+                            self.put(b);
+                        }
                     }
-                    self.codes(288, 32);
                 }
-                2 => {
-                    let (nlen, ndist) = self.dynamic();
+                3 => self.fail(DATA),
+                t => {
+                    let (nlen, ndist) = if t == 1 {
+                        // 32 distance codes, so that table is complete; 30 and 31 are
+                        // rejected when decoded.
+                        let mut i = 0;
+                        for &(n, l) in &FIXED {
+                            for _ in 0..n as u32 {
+                                self.lengths[i & 511] = l;
+                                i += 1;
+                            }
+                        }
+                        (288, 32)
+                    } else {
+                        self.dynamic()
+                    };
                     self.codes(nlen, ndist);
                 }
-                _ => self.fail(Error::Data),
             }
-            if h & 1 != 0 || self.err.is_some() {
+            if h & 1 != 0 || self.err != 0 {
                 break;
             }
         }
         if self.out & CMASK != 0 {
             self.flush();
         }
-        let crc = !self.crc;
-        self.align();
-        let want_crc = self.word();
-        let want_len = self.word();
-        if let Some(e) = self.err {
+        // The trailer, from the next byte boundary.
+        self.bitbuf = 0;
+        self.bitcnt = 0;
+        let want_crc = self.bits(32);
+        let want_len = self.bits(32);
+        if let Some(&e) = ERRORS.get(self.err.wrapping_sub(1) as usize) {
             return Err(e);
         }
-        if want_crc != crc || want_len != self.out {
+        if want_crc != self.crc || want_len != self.out {
             return Err(Error::Trailer);
         }
-        Ok(Gzip { out_len: self.out, crc, in_len: self.in_len })
-    }
-
-    /// Checks and skips the gzip header (RFC 1952 2.3), verifying FHCRC when present.
-    /// `crc` meanwhile accumulates the header bytes (see `byte`).
-    fn header(&mut self) {
-        self.in_header = true;
-        let id = self.word();
-        // Magic, method 8 (deflate), no reserved flag.
-        if id & 0xE0FF_FFFF != 0x0008_8B1F {
-            self.fail(Error::Header);
-        }
-        let flags = id >> 24;
-        // MTIME, XFL, OS.
-        for _ in 0..3 {
-            self.bits(16);
-        }
-        // FEXTRA: a little-endian length and that many bytes.
-        if flags & 4 != 0 {
-            for _ in 0..self.bits(16) {
-                self.bits(8);
-            }
-        }
-        // FNAME, FCOMMENT: zero-terminated (input reads as zeros after an error).
-        for f in [8, 16] {
-            if flags & f != 0 {
-                while self.bits(8) != 0 {}
-            }
-        }
-        self.in_header = false;
-        // FHCRC: low half of the CRC-32 of the header so far.
-        if flags & 2 != 0 && self.bits(16) != !self.crc & 0xFFFF {
-            self.fail(Error::Header);
-        }
-        self.crc = !0;
-    }
-
-    fn stored(&mut self) {
-        self.align();
-        // LEN, NLEN.
-        let w = self.word();
-        let len = w & 0xFFFF;
-        if w >> 16 != len ^ 0xFFFF {
-            self.fail(Error::Data);
-            return;
-        }
-        for _ in 0..len {
-            let b = self.bits(8);
-            self.put(b as u8);
-        }
+        Ok(Gzip { out_len: self.out, crc: self.crc, in_len: self.in_len })
     }
 
     /// Reads a dynamic block's code lengths into `lengths`; returns the literal/length and
@@ -319,41 +311,46 @@ impl Inflater<'_> {
         let nlen = (h & 31) + 257;
         let ndist = (h >> 5 & 31) + 1;
         let ncode = (h >> 10) + 4;
-        if nlen > 286 || ndist > 30 {
-            self.fail(Error::Data);
+        // HLIT > 29 or HDIST > 29: bits 1-4 of either field all set.
+        // (Adding 2 to each field carries out of it exactly then.)
+        if (h & 0x3DE) + 0x42 & 0x420 != 0 {
+            self.fail(DATA);
         }
-        self.lengths[..19].fill(0);
-        for &o in ORDER.iter().take(ncode) {
-            self.lengths[o as usize] = self.bits(3) as u8;
+        for (i, &o) in ORDER.iter().enumerate() {
+            let l = if i < ncode { self.bits(3) } else { 0 };
+            self.lengths[o as usize] = l as u8;
         }
-        self.build(LENS, 0, 19, true);
+        self.build(0, 0, 19, true);
 
         let n = nlen + ndist;
         let mut i = 0;
         while i < n {
-            let sym = self.decode(LENS);
+            let sym = self.decode(0);
             // (length, repeat count base, extra bits)
             let (v, base, extra) = match sym {
                 0..=15 => (sym as u8, 1, 0),
-                // Repeat the previous length (none before the first: `get` fails).
-                16 => match self.lengths.get(i.wrapping_sub(1)) {
-                    Some(&v) => (v, 3, 2),
-                    None => break,
-                },
+                // Repeat the previous length (none before the first).
+                16 => {
+                    if i == 0 {
+                        break;
+                    }
+                    (self.lengths[(i - 1) & 511], 3, 2)
+                }
                 17 => (0, 3, 3),
                 _ => (0, 11, 7),
             };
-            let rep = base + self.bits(extra);
+            let rep = if extra == 0 { base } else { base + self.bits(extra) };
             for _ in 0..rep {
-                if let Some(l) = self.lengths.get_mut(i) {
-                    *l = v;
-                }
+                self.lengths[i & 511] = v;
                 i += 1;
             }
         }
         // A repeat ran past the end or had nothing to repeat, or there is no end-of-block.
-        if i != n || self.lengths[256] == 0 {
-            self.fail(Error::Data);
+        if i != n {
+            self.fail(DATA);
+        }
+        if self.lengths[256] == 0 {
+            self.fail(DATA);
         }
         (nlen, ndist)
     }
@@ -362,56 +359,48 @@ impl Inflater<'_> {
     /// codes are rejected; incomplete ones too, except (as zlib) a lone 1-bit code or no code
     /// at all, when not `strict`. The unused codes of an incomplete table fail in `decode`.
     fn build(&mut self, t: usize, start: usize, n: usize, strict: bool) {
-        let h = &mut self.huff[t & 1];
-        let Some(lengths) = self.lengths.get(start..start + n) else {
-            self.err = Some(Error::Data);
-            return;
-        };
+        let count = &mut self.count[t & 1];
+        count[0] = start as u16;
         // One pass over the lengths per code length puts the symbols in code order with
         // no offset table: 15 x 320 steps at most, little next to a block's output.
-        let mut k = 0;
+        let mut k = start;
         let mut left: i32 = 1;
         for len in 1..16 {
             let mut c = 0;
-            for (sym, &l) in lengths.iter().enumerate() {
-                if l as usize == len {
-                    if let Some(s) = h.symbol.get_mut(k + c) {
-                        *s = sym as u16;
-                    }
+            for sym in 0..n {
+                if self.lengths[(start + sym) & 511] as usize == len {
+                    self.symbol[k & 511] = sym as u16;
+                    k += 1;
                     c += 1;
                 }
             }
-            h.count[len] = c as u16;
-            k += c;
+            count[len] = c as u16;
             // Once negative, it stays so: an over-subscribed prefix cannot be undone.
             left = (left << 1) - c as i32;
         }
-        // Incomplete is allowed for a lone 1-bit code (all `k` codes are 1-bit) or none.
-        if left < 0 || left > 0 && (strict || k != h.count[1] as usize) {
-            self.fail(Error::Data);
+        // Incomplete is allowed for a lone 1-bit code (all codes are 1-bit) or none.
+        let ones = count[1] as usize;
+        if left < 0 || left > 0 && (strict || k - start != ones) {
+            self.fail(DATA);
         }
     }
 
     /// Reads one symbol of table `t`, a bit at a time (codes arrive MSB first).
     fn decode(&mut self, t: usize) -> u32 {
-        // `code` is the bits so far; `first` the first code of this length; `index` the
-        // number of symbols with shorter codes.
-        let (mut code, mut first, mut index) = (0u32, 0u32, 0u32);
+        // `d` is the code so far less the first code of this length (never negative);
+        // `index` where the symbols of this length start.
+        let mut d = 0u32;
+        let mut index = self.count[t & 1][0] as u32;
         for len in 1..16 {
-            code |= self.bits(1);
-            let h = &self.huff[t & 1];
-            let count = h.count[len] as u32;
-            if code < first + count {
-                if let Some(&s) = h.symbol.get((index + code - first) as usize) {
-                    return s as u32;
-                }
-                break;
+            d |= self.bits(1);
+            let count = self.count[t & 1][len] as u32;
+            if d < count {
+                return self.symbol[((index + d) & 511) as usize] as u32;
             }
             index += count;
-            first = (first + count) << 1;
-            code <<= 1;
+            d = (d - count) << 1;
         }
-        self.fail(Error::Data);
+        self.fail(DATA);
         // Not a valid symbol of any table, so the caller stops (`codes`) or ends
         // after a bounded amount of work (`dynamic`).
         u32::MAX >> 1
@@ -420,6 +409,7 @@ impl Inflater<'_> {
     /// Length (`k` = 2, `b0` = 3, symbols 257..284 less 257) or distance (`k` = 1, `b0` = 1)
     /// from its symbol: the first 2 << k symbols have no extra bits, then each group of
     /// 1 << k symbols has one more extra bit than the last and bases doubling.
+    #[inline(always)]
     fn base(&mut self, s: u32, k: u32, b0: u32) -> u32 {
         if s < 2 << k {
             return s + b0;
@@ -431,12 +421,12 @@ impl Inflater<'_> {
     /// Builds the tables from `lengths` and decodes a compressed block's symbols until
     /// end-of-block.
     fn codes(&mut self, nlen: usize, ndist: usize) {
-        self.build(LENS, 0, nlen, false);
-        self.build(DISTS, nlen, ndist, false);
-        while self.err.is_none() {
-            let sym = self.decode(LENS);
+        self.build(0, 0, nlen, false);
+        self.build(1, nlen, ndist, false);
+        while self.err == 0 {
+            let sym = self.decode(0);
             if sym < 256 {
-                self.put(sym as u8);
+                self.put(sym);
                 continue;
             }
             let len = match sym.wrapping_sub(257) {
@@ -447,7 +437,7 @@ impl Inflater<'_> {
                 // 286, 287, or `decode` failed.
                 _ => break,
             };
-            let d = self.decode(DISTS);
+            let d = self.decode(1);
             if d >= 30 {
                 break;
             }
@@ -457,9 +447,9 @@ impl Inflater<'_> {
             }
             for _ in 0..len {
                 let b = self.window[(self.out.wrapping_sub(dist) & MASK) as usize];
-                self.put(b);
+                self.put(b as u32);
             }
         }
-        self.fail(Error::Data);
+        self.fail(DATA);
     }
 }
