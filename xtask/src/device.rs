@@ -7,6 +7,7 @@
 //! the `tools` library turns the ELF into the flash image. Between compiler and
 //! assembler, `calls` turns calls to our own functions into direct `call0`s.
 mod calls;
+mod peephole;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -239,6 +240,9 @@ pub struct Built {
     /// Calls made direct (`call0`), and calls left through a register.
     pub direct_calls: usize,
     pub other_calls: usize,
+    /// `peephole` rewrites: stack adjustments, masks made `extui`, masks dropped, saves
+    /// dropped.
+    pub peephole: [usize; 4],
 }
 
 impl Built {
@@ -301,8 +305,9 @@ pub fn build_measured() -> Result<Built, String> {
     let mut local = calls::functions(&text);
     local.extend(calls::functions(&entry_text));
     let rewritten = calls::direct_calls(&text, &local).map_err(|e| format!("{}: {e}", asm.display()))?;
+    let shrunk = peephole::shrink(&rewritten.text).map_err(|e| format!("{}: {e}", asm.display()))?;
     let direct_s = out.join("bootloader.direct.s");
-    std::fs::write(&direct_s, &rewritten.text).map_err(|e| format!("{}: {e}", direct_s.display()))?;
+    std::fs::write(&direct_s, &shrunk.text).map_err(|e| format!("{}: {e}", direct_s.display()))?;
 
     let main_o = out.join("bootloader.o");
     let entry_o = out.join("entry.o");
@@ -325,7 +330,13 @@ pub fn build_measured() -> Result<Built, String> {
     let elf_bytes = std::fs::read(&elf).map_err(|e| format!("{}: {e}", elf.display()))?;
     let image = tools::image::image_from_elf(&elf_bytes, &tools::image::FlashParams::default())
         .map_err(|e| format!("{}: {e}", elf.display()))?;
-    let built = Built { elf, image, direct_calls: rewritten.direct, other_calls: rewritten.kept };
+    let built = Built {
+        elf,
+        image,
+        direct_calls: rewritten.direct,
+        other_calls: rewritten.kept,
+        peephole: [shrunk.stack, shrunk.masks, shrunk.loads, shrunk.saves],
+    };
     if built.fits() {
         tools::write_atomic(&bin, &built.image).map_err(|e| e.to_string())?;
     }
@@ -418,6 +429,11 @@ pub fn size() -> Result<(), String> {
     println!(
         "     calls: {} direct (call0), {} through a register (ROM, function pointers)",
         built.direct_calls, built.other_calls
+    );
+    let [stack, masks, loads, saves] = built.peephole;
+    println!(
+        "     peephole: {stack} stack adjustments, {masks} masks as extui, {loads} masks of loads \
+         dropped, {saves} saves in functions that never return dropped"
     );
     if image.len() > ELF2BIN_LIMIT && image.len() <= LIMIT {
         println!("  note: over {ELF2BIN_LIMIT} bytes, Arduino's elf2bin.py would refuse this bootloader");

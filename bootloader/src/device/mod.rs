@@ -43,12 +43,10 @@ pub extern "C" fn eboot_rs_main() -> ! {
             // segment on, our own DRAM (BOOT_MEM, constants) may be overwritten: only
             // code, literals (IRAM) and the stack are used until the jump.
             let loaded = loader::for_each_load(&mut flash, &app, |seg, flash_off| {
-                // The ROM moves whole words: round the length up. Segment lengths in
-                // elf2bin/esptool images are word multiples already.
-                let len = (seg.len + 3) & !3;
                 // SAFETY: the loader only hands out segments inside loadable RAM
-                // (image::Region), away from this code and the stack.
-                unsafe { rom::SPIRead(flash_off, seg.addr as *mut u8, len) == 0 }
+                // (image::Region), away from this code and the stack, with address and
+                // length word multiples as the ROM needs (loader::walk refuses others).
+                unsafe { rom::SPIRead(flash_off, seg.addr as *mut u8, seg.len) == 0 }
             });
             match loaded {
                 // SAFETY: every segment is in place; the app never returns.
@@ -64,25 +62,17 @@ pub extern "C" fn eboot_rs_main() -> ! {
 /// Nothing to boot: say why ("e:" and the hex code, like eboot's "e:N"), then reset as
 /// eboot does on every failure.
 fn halt(code: Code) -> ! {
-    // The text is built in registers, not read from a string: after a failed load our DRAM
-    // constants may already be overwritten by app data.
-    let hex = |n: u32| {
-        let d = n & 15;
-        d + if d < 10 { b'0' as u32 } else { b'a' as u32 - 10 }
-    };
-    let c = code as u32;
-    putw(u32::from_le_bytes(*b"\ne:\0"));
-    putw(hex(c >> 4) | hex(c) << 8 | (b'\n' as u32) << 16);
-    rom::soft_reset()
-}
-
-/// Prints the bytes of `w`, low byte first, up to the first zero byte.
-fn putw(mut w: u32) {
-    while w & 0xFF != 0 {
-        // SAFETY: ROM UART output of one byte.
-        unsafe { rom::ets_putc(w & 0xFF) };
-        w >>= 8;
+    // The format is built on the stack, not read from a constant: after a failed load our
+    // DRAM constants may already be overwritten by app data. Volatile, so that LLVM cannot
+    // turn the array back into such a constant.
+    let mut fmt = [0u32; 2];
+    // SAFETY: writes to a local array; the ROM reads the NUL-terminated string.
+    unsafe {
+        core::ptr::write_volatile(&mut fmt[0], u32::from_le_bytes(*b"\ne:%"));
+        core::ptr::write_volatile(&mut fmt[1], u32::from_le_bytes(*b"x\n\0\0"));
+        rom::ets_printf(fmt.as_ptr() as *const u8, code as u32);
     }
+    rom::soft_reset()
 }
 
 /// LLVM lowers a trap (`core::intrinsics::abort`, unreachable code) on Xtensa to a call

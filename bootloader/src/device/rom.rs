@@ -13,6 +13,9 @@ extern "C" {
     /// Erases the 4 KiB sector with this index (address / 4096).
     pub fn SPIEraseSector(sector: u32) -> u32;
     pub fn ets_putc(c: u32);
+    /// printf to the UART (the ROM's: `%x`, `%d`, `%s`...); `fmt` must be in DRAM
+    /// (byte loads).
+    pub fn ets_printf(fmt: *const u8, ...) -> i32;
     /// eboot re-arms the watchdog with (4, 12, 12) after an update (about 13 s).
     pub fn ets_wdt_enable(mode: u32, arg1: u32, arg2: u32);
     pub fn ets_wdt_disable() -> u32;

@@ -26,7 +26,7 @@ pub struct Rewritten {
 
 /// A line of assembly, as far as the rewriter needs to know.
 #[derive(Debug, PartialEq)]
-enum Line<'a> {
+pub(super) enum Line<'a> {
     /// Blank or comment.
     Nothing,
     Label(&'a str),
@@ -34,7 +34,7 @@ enum Line<'a> {
     Insn(&'a str, Vec<&'a str>),
 }
 
-fn classify(line: &str) -> Line<'_> {
+pub(super) fn classify(line: &str) -> Line<'_> {
     let t = line.trim();
     // LLVM writes comments with '#'; the lx106 GNU as does too.
     if t.is_empty() || t.starts_with('#') {
@@ -60,7 +60,7 @@ fn clobbered_by_call(reg: &str) -> bool {
 }
 
 /// Branches, jumps, calls, returns: the end of a straight-line stretch.
-fn transfers_control(mnemonic: &str) -> bool {
+pub(super) fn transfers_control(mnemonic: &str) -> bool {
     mnemonic.starts_with('b')
         || mnemonic.starts_with('j')
         || mnemonic.starts_with("call")
@@ -75,7 +75,7 @@ fn is_symbol(s: &str) -> bool {
 }
 
 /// `.literal LABEL, VALUE` -> (LABEL, VALUE).
-fn literal(args: &str) -> Result<(&str, &str), String> {
+pub(super) fn literal(args: &str) -> Result<(&str, &str), String> {
     let (label, value) = args.split_once(',').ok_or_else(|| format!("`.literal {args}`: no value"))?;
     let (label, value) = (label.trim(), value.trim());
     if !is_symbol(label) || value.is_empty() || value.contains(',') {
