@@ -85,6 +85,9 @@ fn apt_get(args: &[&str]) -> Result<(), String> {
     run(&mut cmd)
 }
 
+/// The esptool release otatool's tests were checked against (a peer, so pinned).
+const ESPTOOL: &str = "esptool==5.6.0";
+
 fn esptool_works() -> bool {
     succeeds(Command::new("python3").args(["-m", "esptool", "version"]))
 }
@@ -108,7 +111,7 @@ pub fn setup() -> Result<(), String> {
         println!("setup: installing esptool (pip)");
         let pip = |extra: &[&str]| {
             let mut c = Command::new("python3");
-            c.args(["-m", "pip", "install", "--quiet"]).args(extra).arg("esptool");
+            c.args(["-m", "pip", "install", "--quiet"]).args(extra).arg(ESPTOOL);
             run(&mut c)
         };
         // Debian's own python3 refuses pip installs outside a venv (PEP 668) unless told.
