@@ -285,6 +285,13 @@ struct LayoutArgs {
 }
 
 fn main() -> ExitCode {
+    // Like other Unix filters: a closed pipe (`otatool layout | head`) ends the process
+    // quietly instead of making println! panic.
+    #[cfg(unix)]
+    // SAFETY: restoring the default action of one signal before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match run(cli.cmd) {
         Ok(()) => ExitCode::SUCCESS,
