@@ -114,21 +114,24 @@ pub fn app_image(spec: &AppSpec) -> Vec<u8> {
     let overhead = image::HEADER_LEN + 5 * image::SEGMENT_HEADER_LEN + 16;
     let irom = spec.size.saturating_sub(overhead + iram + iram1 + data + rodata).max(64) & !3;
     let entry = 0x4010_0004 + (rng.below(iram as u64 / 4) as u32) * 4;
+    let mut irom = code(&mut rng, irom);
+    // __crc_len / __crc_val placeholders, zero until the whole-file CRC is stamped.
+    irom[..8].fill(0);
     let segs = [
-        (0x4020_1010u32, code(&mut rng, irom)),
+        (0x4020_1010u32, irom),
         (image::IRAM_START, code(&mut rng, iram)),
         (image::IRAM_START + iram as u32, code(&mut rng, iram1)),
         (image::DRAM_START, files(&mut rng, data)),
         (image::DRAM_START + data as u32, files(&mut rng, rodata)),
     ];
-    let h = Header { segments: 5, flash_mode: 2, size_freq: spec.size_code << 4, entry };
+    image_of(Header { segments: 5, flash_mode: 2, size_freq: spec.size_code << 4, entry }, segs)
+}
+
+/// Header, segments (header + data each), zero padding and the XOR checksum byte.
+fn image_of(h: Header, segs: impl IntoIterator<Item = (u32, Vec<u8>)>) -> Vec<u8> {
     let mut img = h.to_bytes().to_vec();
     let mut sum = image::CHECKSUM_SEED;
-    for (i, (addr, mut bytes)) in segs.into_iter().enumerate() {
-        if i == 0 {
-            // __crc_len / __crc_val placeholders, zero until the whole-file CRC is stamped.
-            bytes[..8].fill(0);
-        }
+    for (addr, bytes) in segs {
         img.extend_from_slice(&Segment { addr, len: bytes.len() as u32 }.to_bytes());
         sum = image::checksum_update(sum, &bytes);
         img.extend_from_slice(&bytes);
@@ -147,16 +150,7 @@ pub fn stock_eboot(size_code: u8) -> Vec<u8> {
     let mut rodata = b"v%08x\n\0@cp:\0ld\0e:%d\n\0".to_vec();
     rodata.resize(40, 0); // 0x28 bytes, as in the shipped eboot.elf
     let h = Header { segments: 2, flash_mode: 2, size_freq: size_code << 4, entry: 0x4010_F474 };
-    let mut img = h.to_bytes().to_vec();
-    let mut sum = image::CHECKSUM_SEED;
-    for (addr, bytes) in [(0x4010_F000u32, text), (0x3FFF_20B8, rodata)] {
-        img.extend_from_slice(&Segment { addr, len: bytes.len() as u32 }.to_bytes());
-        sum = image::checksum_update(sum, &bytes);
-        img.extend_from_slice(&bytes);
-    }
-    let total = image::padded_len(img.len() as u32) as usize;
-    img.resize(total - 1, 0);
-    img.push(sum);
+    let mut img = image_of(h, [(0x4010_F000u32, text), (0x3FFF_20B8, rodata)]);
     img.resize(4096, 0xAA);
     img
 }
