@@ -74,34 +74,37 @@ pub fn boot<F: NorFlash, P: Platform>(flash: &mut F, p: &mut P, mem: &mut Mem) -
 }
 
 fn run<F: NorFlash>(flash: &mut F, mem: &mut Mem, cmd: Option<Command>, rep: &mut Report) -> Result<App, Code> {
-    match loader::app(flash, APP_OFFSET) {
+    let journal = match loader::app(flash, APP_OFFSET) {
         Ok(app) => {
-            if let Some(cmd) = cmd {
-                match start(flash, mem, &cmd, &app) {
-                    Ok(j) => {
-                        rep.event = Event::Applied as u32;
-                        return finish(flash, mem, &j, rep);
-                    }
-                    Err(c) => {
-                        rep.event = Event::Rejected as u32;
-                        rep.code = c as u32;
-                    }
+            let Some(cmd) = cmd else { return Ok(app) };
+            match start(flash, mem, &cmd, &app) {
+                Ok(j) => {
+                    rep.event = Event::Applied as u32;
+                    j
+                }
+                Err(c) => {
+                    rep.event = Event::Rejected as u32;
+                    rep.code = c as u32;
+                    return Ok(app);
                 }
             }
-            Ok(app)
         }
         // No valid app: an update borrowed 0x1000 (interrupted, or in trial).
         Err(_) => {
-            let j = jn::search(flash).0.ok_or(Code::NoApp)?;
+            let j = jn::search(flash).0;
+            if j == 0 {
+                return Err(Code::NoApp);
+            }
             rep.event = Event::Resumed as u32;
-            finish(flash, mem, &j, rep)
+            j
         }
-    }
+    };
+    finish(flash, mem, journal, rep)
 }
 
 /// Validates a command against flash (no writes until everything checks out), then writes
-/// its journal. From the journal on, the update is committed.
-fn start<F: NorFlash>(flash: &mut F, mem: &mut Mem, cmd: &Command, app: &App) -> Result<Journal, Code> {
+/// its journal; returns the journal's address. From the journal on, the update is committed.
+fn start<F: NorFlash>(flash: &mut F, mem: &mut Mem, cmd: &Command, app: &App) -> Result<u32, Code> {
     let (src, dst, len) = (cmd.src(), cmd.dst(), cmd.len());
     let cap = flash.capacity() as u32;
     let fs = dst != 0;
@@ -169,19 +172,23 @@ fn start<F: NorFlash>(flash: &mut F, mem: &mut Mem, cmd: &Command, app: &App) ->
     let mut j = Journal { addr: area, w };
     flash::erase(flash, area)?;
     j.write(flash)?;
-    Ok(j)
+    Ok(area)
 }
 
 /// Carries a journaled update to its end from whatever state the log shows. Every step is
 /// idempotent, so this is also the recovery after a power cut at any instant.
-fn finish<F: NorFlash>(flash: &mut F, mem: &mut Mem, j: &Journal, rep: &mut Report) -> Result<App, Code> {
-    let mut st = jn::state(flash, j.addr)?;
-    let w = &j.w;
+fn finish<F: NorFlash>(flash: &mut F, mem: &mut Mem, addr: u32, rep: &mut Report) -> Result<App, Code> {
+    // Read back from flash, also right after `start` wrote it: one path for both.
+    let mut w = [0u32; 20];
+    if !jn::load(flash, addr, &mut w) {
+        return Err(Code::NoApp);
+    }
+    let mut st = jn::state(flash, addr)?;
     let fs = w[jn::FLAGS] & F_FS != 0;
     let (backup, backup_len) = (w[jn::BACKUP], w[jn::BACKUP_LEN]);
-    let head = j.head(jn::HEAD);
-    let old_head = j.head(jn::OLD_HEAD);
-    rep.journal = j.addr;
+    // References into `w`, not copies (constant ranges: no bounds checks remain).
+    let (head, old_head) = (words4(&w, jn::HEAD), words4(&w, jn::OLD_HEAD));
+    rep.journal = addr;
     if !st.has(L_DONE) {
         if !st.has(L_COPIED) {
             // Borrow 0x1000 first thing: clearing the image magic only clears bits, so it
@@ -201,29 +208,33 @@ fn finish<F: NorFlash>(flash: &mut F, mem: &mut Mem, j: &Journal, rep: &mut Repo
             let job = Job { src: w[jn::SRC], len: w[jn::LEN], gzip: w[jn::FLAGS] & F_GZIP != 0, dst: w[jn::DST], first: !fs as u32, hole };
             copy::copy(flash, mem, job)?;
             let from = job.dst + job.first * SECTOR;
-            let h = if fs { None } else { Some(&head) };
+            let h = if fs { None } else { Some(head) };
             if copy::crc_flash(flash, &mut mem.sector, from, job.dst + w[jn::OUT_LEN], h)? != w[jn::CRC] {
                 return Err(Code::VerifyFail);
             }
             jn::log(flash, &mut st, L_COPIED)?;
         }
-        if w[jn::FLAGS] & F_TRIAL != 0 && !st.has(L_CONFIRMED) {
+        let rollback = w[jn::FLAGS] & F_TRIAL != 0 && !st.has(L_CONFIRMED);
+        if rollback {
             let boots = w[jn::FLAGS] >> 24;
             if !st.has(L_ROLLBACK) && st.trial_boots < boots {
                 jn::log(flash, &mut st, L_TRIAL_BOOT)?;
                 rep.event = Event::Trial as u32;
                 rep.trial_left = boots - st.trial_boots;
-                return loader::walk(flash, APP_OFFSET, &head, &mut |_, _| true);
+                return loader::walk(flash, APP_OFFSET, head, &mut |_, _| true);
             }
             if !st.has(L_ROLLBACK) {
                 jn::log(flash, &mut st, L_ROLLBACK)?;
             }
-            restore(flash, mem, backup, backup_len, &old_head)?;
-            rep.event = Event::RolledBack as u32;
-        } else if fs {
-            restore(flash, mem, backup, SECTOR, &old_head)?;
+        }
+        if rollback || fs {
+            // The backup: the old app, or (filesystem) the 0x1000 sector, `SECTOR` long.
+            restore(flash, mem, backup, backup_len, old_head)?;
         } else {
-            flash::write_words(flash, APP_OFFSET, &head)?;
+            flash::write_words(flash, APP_OFFSET, head)?;
+        }
+        if rollback {
+            rep.event = Event::RolledBack as u32;
         }
         jn::log(flash, &mut st, L_DONE)?;
     }
@@ -235,4 +246,9 @@ fn finish<F: NorFlash>(flash: &mut F, mem: &mut Mem, j: &Journal, rep: &mut Repo
 fn restore<F: NorFlash>(flash: &mut F, mem: &mut Mem, from: u32, len: u32, head: &[u32; 4]) -> Result<(), Code> {
     copy::copy(flash, mem, Job { src: from, len, gzip: false, dst: APP_OFFSET, first: 0, hole: APP_OFFSET })?;
     flash::write_words(flash, APP_OFFSET, head)
+}
+
+/// Words `at..at + 4` of a journal header.
+fn words4(w: &[u32; 20], at: usize) -> &[u32; 4] {
+    w.split_at(at & 15).1.first_chunk().unwrap_or(&[0; 4])
 }

@@ -132,7 +132,7 @@ pub fn produce<F: NorFlash>(flash: &mut F, mem: &mut Mem, sink: &mut Sink) -> Re
     }
     let cell = RefCell::new(flash);
     let mut src = FlashSource { flash: &cell, buf: input, pos: job.src, end: job.src + job.len };
-    let mut err = Code::Ok;
+    let mut err = None;
     let mut i = 0;
     let r = inflate::gunzip(&mut src, window, |data: &[u8]| {
         let r = match cell.try_borrow_mut() {
@@ -140,12 +140,12 @@ pub fn produce<F: NorFlash>(flash: &mut F, mem: &mut Mem, sink: &mut Sink) -> Re
             Err(_) => Err(Code::ReadFail),
         };
         i += 1;
-        err = r.err().unwrap_or(Code::Ok);
-        err == Code::Ok
+        err = r.err();
+        err.is_none()
     });
     match r {
         Ok(g) => Ok(Output { len: g.out_len, consumed: g.in_len }),
-        Err(inflate::Error::Sink) => Err(err),
+        Err(inflate::Error::Sink) => Err(err.unwrap_or(Code::ReadFail)),
         Err(inflate::Error::Header) => Err(Code::GzipHeader),
         Err(inflate::Error::Data) => Err(Code::GzipData),
         Err(_) => Err(Code::GzipTrailer),
@@ -201,9 +201,9 @@ pub fn crc_flash<F: NorFlash>(flash: &mut F, buf: &mut [u8; SECTOR_LEN], from: u
     while pos < to {
         flash::read(flash, pos, buf)?;
         if let (true, Some(h)) = (pos == from, head) {
-            for (d, w) in buf.chunks_exact_mut(4).zip(h) {
-                d.copy_from_slice(&w.to_le_bytes());
-            }
+            // One memcpy: the words' bytes are already in flash order (little endian).
+            let mut h = *h;
+            buf[..16].copy_from_slice(flash::as_bytes(&mut h));
         }
         let n = (to - pos).min(SECTOR) as usize;
         c = crc::gzip(c, buf.get(..n).unwrap_or(&[]));

@@ -132,6 +132,18 @@ impl Region {
     }
 }
 
+/// The region a segment header's data loads into, or `Invalid` unless the segment is word
+/// aligned (SPIRead loads straight into RAM) and lies inside one region. The one rule for
+/// the dry run's walker and the boot-time check.
+pub fn segment_region(addr: u32, len: u32) -> Region {
+    let r = Region::of(addr);
+    // `Invalid` needs no test of its own: it is returned either way.
+    if (addr | len) & 3 != 0 || len > r.end().wrapping_sub(addr) {
+        return Region::Invalid;
+    }
+    r
+}
+
 /// Flash size in bytes for a header size code (esptool's table for the ESP8266).
 pub fn flash_size_from_code(code: u8) -> Option<u32> {
     Some(match code {

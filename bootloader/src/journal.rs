@@ -96,12 +96,17 @@ impl Journal {
     /// The journal whose header is at `addr`, if there is a valid one.
     pub fn read<F: ReadNorFlash>(f: &mut F, addr: u32) -> Option<Journal> {
         let mut w = [0u32; 20];
-        flash::read_words(f, addr, &mut w).ok()?;
-        if w[0] != MAGIC || crc::mpeg2(&w[..CRC_WORD]) != w[CRC_WORD] {
+        if !load(f, addr, &mut w) {
             return None;
         }
         Some(Journal { addr, w })
     }
+}
+
+/// Reads the header at `addr` into `w`; true if it is a valid journal header. (Words in a
+/// caller's buffer: a `Journal` returned by value is copied through memory on the device.)
+pub fn load<F: ReadNorFlash>(f: &mut F, addr: u32, w: &mut [u32; 20]) -> bool {
+    flash::read_words(f, addr, w).is_ok() && w[0] == MAGIC && crc::mpeg2(&w[..CRC_WORD]) == w[CRC_WORD]
 }
 
 /// What the log says: bit `tag` set for every tag seen, trial boots counted, and where
@@ -151,18 +156,17 @@ pub fn log<F: NorFlash>(f: &mut F, st: &mut State, tag: u32) -> Result<(), Code>
     Ok(())
 }
 
-/// Looks at every sector start from 0x2000 for a journal header. Returns the newest
-/// journal and the highest sequence number seen (0 if none).
-pub fn search<F: ReadNorFlash>(f: &mut F) -> (Option<Journal>, u32) {
-    let mut best = None;
+/// Looks at every sector start from 0x2000 for a journal header. Returns the address of
+/// the newest journal (0 if none) and the highest sequence number seen (0 if none).
+pub fn search<F: ReadNorFlash>(f: &mut F) -> (u32, u32) {
+    let mut best = 0;
     let mut seq = 0;
+    let mut w = [0u32; 20];
     let mut a = 2 * SECTOR;
     while a < f.capacity() as u32 {
-        if let Some(j) = Journal::read(f, a) {
-            if j.w[SEQ] >= seq {
-                seq = j.w[SEQ];
-                best = Some(j);
-            }
+        if load(f, a, &mut w) && w[SEQ] >= seq {
+            seq = w[SEQ];
+            best = a;
         }
         a += SECTOR;
     }

@@ -7,7 +7,7 @@
 use embedded_storage::nor_flash::ReadNorFlash;
 
 use crate::flash;
-use crate::image::{padded_len, Region, Segment, CHECKSUM_SEED, MAGIC, MAX_SEGMENTS};
+use crate::image::{padded_len, segment_region, Region, Segment, CHECKSUM_SEED, MAGIC, MAX_SEGMENTS};
 use crate::report::Code;
 
 /// A bootable app: where it is and the 16 bytes that start it (image header + first
@@ -100,9 +100,8 @@ impl Walker {
             self.next = 8;
             return;
         }
-        let r = Region::of(s.addr);
-        // Word aligned (SPIRead loads straight into RAM), inside one region.
-        if r == Region::Invalid || (s.addr | s.len) & 3 != 0 || s.len > r.end() - s.addr {
+        let r = segment_region(s.addr, s.len);
+        if r == Region::Invalid {
             self.done = true;
             return;
         }
@@ -173,8 +172,8 @@ pub fn walk<F: ReadNorFlash>(
             flash::read_words(flash, pos, &mut hb)?;
         }
         let s = Segment { addr: hb[0], len: hb[1] };
-        let r = Region::of(s.addr);
-        if r == Region::Invalid || (s.addr | s.len) & 3 != 0 || s.len > r.end() - s.addr {
+        let r = segment_region(s.addr, s.len);
+        if r == Region::Invalid {
             return Err(Code::NoApp);
         }
         pos += 8;

@@ -20,11 +20,12 @@ use crate::platform::Platform;
 
 pub const REPORT_MAGIC: u32 = 0xEB5E_0001;
 
-/// Why an update was refused or failed. Every code is distinct; 0 means success.
+/// Why an update was refused or failed. Every code is distinct; 0 (no variant) means
+/// success in the report. No variant is 0 on purpose: `Result<(), Code>` then stores `Ok`
+/// as 0, so each `?` on the device is one test against zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum Code {
-    Ok = 0,
     /// Source or destination not 4 KiB aligned.
     Misaligned = 1,
     /// Length 0.
