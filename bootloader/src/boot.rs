@@ -54,10 +54,8 @@ pub enum Boot {
 /// boot report, and says what to boot. Never panics; every flash error ends in `Halt`.
 pub fn boot<F: NorFlash, P: Platform>(flash: &mut F, p: &mut P, mem: &mut Mem) -> Boot {
     // After a power-on RTC memory is garbage: a command there is never trusted.
-    let mut w = [0u32; command::WORDS];
-    for (i, v) in w.iter_mut().enumerate() {
-        *v = p.rtc_read(i);
-    }
+    // Built in place (no zeroing first).
+    let w: [u32; command::WORDS] = core::array::from_fn(|i| p.rtc_read(i));
     // LOAD_APP is eboot's "just boot"; any other action is refused below.
     let cmd = Command::decode(&w).filter(|c| !p.cold_boot() && c.action != ACTION_LOAD_APP);
     let mut rep = Report { event: Event::Nothing as u32, code: 0, journal: 0, trial_left: 0 };
@@ -220,7 +218,8 @@ fn finish<F: NorFlash>(flash: &mut F, mem: &mut Mem, addr: u32, rep: &mut Report
             if !st.has(L_ROLLBACK) && st.trial_boots < boots {
                 jn::log(flash, &mut st, L_TRIAL_BOOT)?;
                 rep.event = Event::Trial as u32;
-                rep.trial_left = boots - st.trial_boots;
+                // `log` leaves the count as read: this boot is one more.
+                rep.trial_left = boots - st.trial_boots - 1;
                 return loader::walk(flash, APP_OFFSET, head, &mut |_, _| true);
             }
             if !st.has(L_ROLLBACK) {

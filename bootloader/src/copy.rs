@@ -12,7 +12,7 @@ use embedded_storage::nor_flash::NorFlash;
 
 use crate::boot::Mem;
 use crate::crc;
-use crate::flash::{self, Words, SECTOR};
+use crate::flash::{self, SECTOR};
 use crate::inflate::{self, Source};
 use crate::loader::Walker;
 use crate::report::Code;
@@ -72,8 +72,10 @@ impl Sink {
         self.crc = crc::gzip(self.crc, data);
         if job.hole != 0 {
             if addr == job.hole {
-                for (h, c) in self.head.iter_mut().zip(data.chunks_exact(4)) {
-                    *h = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                // One memcpy into the words (flash order is little endian); shorter data
+                // leaves the head erased, and the walker refuses such an image anyway.
+                if let (Some(h), Some(d)) = (flash::as_bytes(&mut self.head).first_chunk_mut::<16>(), data.first_chunk::<16>()) {
+                    *h = *d;
                 }
             }
             self.walk.feed(data);
@@ -157,23 +159,6 @@ pub fn copy<F: NorFlash>(flash: &mut F, mem: &mut Mem, job: Job) -> Result<(), C
     produce(flash, mem, &mut Sink::new(job, false, 0)).map(|_| ())
 }
 
-/// Programs `data` at `addr`; a partial last word is padded with 0xFF.
-fn program<F: NorFlash>(flash: &mut F, addr: u32, data: &[u8]) -> Result<(), Code> {
-    let whole = data.len() & !3;
-    let (body, tail) = data.split_at(whole);
-    if !body.is_empty() {
-        flash::write(flash, addr, body)?;
-    }
-    if !tail.is_empty() {
-        let mut w = Words::<4>([0xFF; 4]);
-        for (d, s) in w.0.iter_mut().zip(tail) {
-            *d = *s;
-        }
-        flash::write(flash, addr + whole as u32, &w.0)?;
-    }
-    Ok(())
-}
-
 /// Makes the sector at `addr` hold `data` then 0xFF, its first `hole` bytes erased, and
 /// reads it back. Leaves it alone when it already does.
 fn put_sector<F: NorFlash>(flash: &mut F, scratch: &mut [u8; SECTOR_LEN], addr: u32, data: &[u8], hole: usize) -> Result<(), Code> {
@@ -188,7 +173,18 @@ fn put_sector<F: NorFlash>(flash: &mut F, scratch: &mut [u8; SECTOR_LEN], addr: 
             return Err(Code::VerifyFail);
         }
         flash::erase(flash, addr)?;
-        program(flash, addr + hole as u32, data.get(hole..).unwrap_or(&[]))?;
+        // The sector image is built in `scratch` (read again just below anyway): one
+        // word-aligned program of whole words, a partial last word padded with 0xFF,
+        // instead of a body write plus a tail bounce buffer.
+        // (The hole's bytes are built too but not programmed.)
+        for (k, d) in scratch.iter_mut().enumerate() {
+            *d = data.get(k).copied().unwrap_or(0xFF);
+        }
+        if let Some(w) = scratch.get(hole..(data.len() + 3) & !3) {
+            if !w.is_empty() {
+                flash::write(flash, addr + hole as u32, w)?;
+            }
+        }
         written = true;
     }
 }

@@ -7,9 +7,13 @@
 /// words.
 pub fn mpeg2(words: &[u32]) -> u32 {
     let mut crc = !0u32;
-    for w in words {
-        for b in w.to_le_bytes() {
-            crc ^= (b as u32) << 24;
+    for &w in words {
+        // Bytes low to high by shifting the word: the byte's bits land on top without
+        // going through a stack copy of the word (`to_le_bytes`).
+        let mut x = w;
+        for _ in 0..4 {
+            crc ^= x << 24;
+            x >>= 8;
             for _ in 0..8 {
                 crc = (crc << 1) ^ (0x04C1_1DB7 & (crc >> 31).wrapping_neg());
             }

@@ -144,15 +144,15 @@ pub fn state<F: ReadNorFlash>(f: &mut F, addr: u32) -> Result<State, Code> {
     Ok(st)
 }
 
-/// Appends a tag to the log.
+/// Appends a tag to the log. Only `st.next` moves: no caller reads `tags` or `trial_boots`
+/// after logging (the boot flow decides from the state it read first), and not updating
+/// them is code the device does not carry.
 pub fn log<F: NorFlash>(f: &mut F, st: &mut State, tag: u32) -> Result<(), Code> {
     if st.next.is_multiple_of(SECTOR) {
         return Err(Code::NoSpace);
     }
     flash::write_words(f, st.next, &[tag | (!tag << 16)])?;
     st.next += 4;
-    st.tags |= 1 << tag;
-    st.trial_boots += (tag == L_TRIAL_BOOT) as u32;
     Ok(())
 }
 
