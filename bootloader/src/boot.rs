@@ -7,7 +7,7 @@ use crate::command::{self, Command, ACTION_COPY_RAW, ACTION_LOAD_APP, EXT_CRC, E
 use crate::copy::{self, Job, Sink};
 use crate::flash::{self, round_up, SECTOR};
 use crate::image::APP_OFFSET;
-use crate::inflate::WINDOW;
+use crate::inflate;
 use crate::journal::{self as jn, Journal, F_FS, F_GZIP, F_TRIAL};
 use crate::journal::{L_BACKED_UP, L_CONFIRMED, L_COPIED, L_DONE, L_ROLLBACK, L_TRIAL_BOOT};
 use crate::loader::{self, App};
@@ -21,8 +21,9 @@ const SYSTEM_SECTORS: u32 = 5 * SECTOR;
 /// Word aligned: the ROM's SPIRead/SPIWrite move words. Contents need not be initialised.
 #[repr(C, align(4))]
 pub struct Mem {
-    /// Inflate history.
-    pub window: [u8; WINDOW],
+    /// The inflater's tables and history: here rather than in `produce`'s frame, which
+    /// on lx106 would be mostly out of reach of the stack pointer's loads and stores.
+    pub inflate: inflate::State,
     /// Staged input (gzip input, or a raw source sector).
     pub input: [u8; SECTOR as usize],
     /// Destination reads (compare, verify, validation).
@@ -31,7 +32,7 @@ pub struct Mem {
 
 impl Mem {
     pub const fn new() -> Mem {
-        Mem { window: [0; WINDOW], input: [0; SECTOR as usize], sector: [0; SECTOR as usize] }
+        Mem { inflate: inflate::State::new(), input: [0; SECTOR as usize], sector: [0; SECTOR as usize] }
     }
 }
 

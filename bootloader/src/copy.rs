@@ -119,7 +119,7 @@ pub struct Output {
 
 /// Produces the output of `sink.job` sector by sector into `sink`.
 pub fn produce<F: NorFlash>(flash: &mut F, mem: &mut Mem, sink: &mut Sink) -> Result<Output, Code> {
-    let Mem { window, input, sector } = mem;
+    let Mem { inflate: st, input, sector } = mem;
     let job = sink.job;
     if !job.gzip {
         let mut i = 0;
@@ -136,7 +136,7 @@ pub fn produce<F: NorFlash>(flash: &mut F, mem: &mut Mem, sink: &mut Sink) -> Re
     let mut src = FlashSource { flash: &cell, buf: input, pos: job.src, end: job.src + job.len };
     let mut err = None;
     let mut i = 0;
-    let r = inflate::gunzip(&mut src, window, |data: &[u8]| {
+    let r = inflate::gunzip(&mut src, st, |data: &[u8]| {
         let r = match cell.try_borrow_mut() {
             Ok(mut fl) => sink.chunk(&mut **fl, sector, i, data),
             Err(_) => Err(Code::ReadFail),

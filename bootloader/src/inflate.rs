@@ -8,7 +8,11 @@
 //!   ones, built from their code lengths rather than stored), and one routine decodes all of
 //!   them bit by bit, without lookup tables;
 //! - length and distance bases are computed from the symbol, not tabulated;
-//! - the caller's 32 KiB window is a ring; every 4096 output bytes the sector just completed is
+//! - the tables and the 32 KiB window live in caller-supplied RAM ([`State`]), not on the
+//!   stack: a 1.6 KB frame puts most of it beyond the 1020 bytes that lx106 loads and
+//!   stores reach from the stack pointer, and building the struct there zeroes and copies
+//!   it. Only the scalars stay in the (small) stack frame;
+//! - the window is a ring; every 4096 output bytes the sector just completed is
 //!   handed to the sink (4096 divides 32768, so a chunk is always one contiguous slice);
 //! - errors are sticky (as puff's longjmp): the first one is recorded, after it input reads
 //!   as zeros without touching the source, nothing more reaches the sink, and the loops that
@@ -26,9 +30,10 @@
 //! trailer is read and [`Gzip::in_len`] is exact.
 //!
 //! API contract (stable; the copy engine codes against it):
-//! - `WINDOW` = 32768; the caller supplies the window buffer.
+//! - `WINDOW` = 32768; the caller supplies a [`State`] (the window and the Huffman tables),
+//!   whose contents need not be initialised.
 //! - `Source::next()` yields the next input byte, `None` at end of input or on a read error.
-//! - `gunzip(src, window, sink)` inflates one gzip member, checks CRC-32 and ISIZE, and hands
+//! - `gunzip(src, state, sink)` inflates one gzip member, checks CRC-32 and ISIZE, and hands
 //!   the output to `sink` in chunks that end on 4096-byte boundaries of the output stream
 //!   (every chunk but the last is exactly 4096 bytes). `sink` returns false to abort.
 
@@ -83,31 +88,64 @@ const SINK: u32 = Error::Sink as u32 + 1;
 
 use crate::crc;
 
-/// Inflates one gzip member from `src`, using `window` as the 32 KiB history.
-pub fn gunzip<S: Source, K: FnMut(&[u8]) -> bool>(
-    src: &mut S,
-    window: &mut [u8; WINDOW],
-    sink: K,
-) -> Result<Gzip, Error> {
-    let mut z = Inflater {
-        err: 0,
-        bitbuf: 0,
-        in_len: 0,
-        out: 0,
-        crc: 0,
-        icrc: !0,
-        src,
-        sink,
-        window,
-        count: [[0; 16]; 2],
-        symbol: [0; 512],
-        lengths: [0; 512],
-    };
+/// The inflater's RAM: Huffman tables and history. Plain data, supplied by the caller
+/// (the device keeps it in its non-zeroed DRAM reservation): `gunzip` writes every entry
+/// before it reads it, so any contents will do, including a previous run's.
+#[repr(C, align(4))]
+pub struct State {
+    tables: Tables,
+    /// The history, a ring indexed by output position mod `WINDOW`.
+    window: [u8; WINDOW],
+}
+
+/// `repr(C)`, in this order: the tables' offsets then fit (or nearly) the immediates of
+/// the loads and stores indexing them (16 bytes less than `symbol` before `lengths`,
+/// measured).
+#[repr(C)]
+struct Tables {
+    /// Two canonical Huffman codes, literal/length (also the code-length code) and
+    /// distance: how many codes of each length, and (`count[t][0]`, as no code has length
+    /// 0) where in `symbol` their symbols start, in code order. Each code's symbols sit
+    /// where its lengths do in `lengths`, so the two never overlap.
+    count: [[u16; 16]; 2],
+    /// Code lengths: literal/length then distance (first, those of the code-length code).
+    /// 512, not 320: indices are masked instead of checked, and a repeat running past the
+    /// end (an error, found afterwards) still lands inside.
+    lengths: [u8; 512],
+    /// 512, not 320: indices are masked instead of checked.
+    symbol: [u16; 512],
+}
+
+impl State {
+    /// Every byte `fill`. The inflater does not care which; tests pass garbage to show it.
+    pub const fn filled(fill: u8) -> State {
+        let h = fill as u16 * 0x101;
+        State { tables: Tables { count: [[h; 16]; 2], symbol: [h; 512], lengths: [fill; 512] }, window: [fill; WINDOW] }
+    }
+
+    /// Zeroed (for hosts' `Mem::new()`; the device does not construct one).
+    pub const fn new() -> State {
+        State::filled(0)
+    }
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Inflates one gzip member from `src`, using `st` for its tables and 32 KiB history.
+pub fn gunzip<S: Source, K: FnMut(&[u8]) -> bool>(src: &mut S, st: &mut State, sink: K) -> Result<Gzip, Error> {
+    // Two pointers, not one to `State`: the window at offset 0 of its own and the tables
+    // at small offsets of theirs (16 bytes less, measured).
+    let State { tables, window } = st;
+    let mut z = Inflater { err: 0, bitbuf: 0, in_len: 0, out: 0, crc: 0, icrc: !0, src, sink, t: tables, window };
     z.run()
 }
 
-/// `repr(C)`: the scalars first, so that on lx106 they sit at small offsets that loads and
-/// stores encode directly, with the big tables after them.
+/// The per-run scalars (on the stack: a small frame) and the caller's state.
+/// `repr(C)`: the scalars first, at small offsets that loads and stores encode directly.
 #[repr(C)]
 struct Inflater<'a, S, K> {
     /// The first error (see `HEADER`..); once set, input reads as zeros and the sink is no
@@ -126,18 +164,8 @@ struct Inflater<'a, S, K> {
     icrc: u32,
     src: &'a mut S,
     sink: K,
+    t: &'a mut Tables,
     window: &'a mut [u8; WINDOW],
-    /// Two canonical Huffman codes, literal/length (also the code-length code) and
-    /// distance: how many codes of each length, and (`count[t][0]`, as no code has length
-    /// 0) where in `symbol` their symbols start, in code order. Each code's symbols sit
-    /// where its lengths do in `lengths`, so the two never overlap.
-    count: [[u16; 16]; 2],
-    /// 512, not 320: indices are masked instead of checked.
-    symbol: [u16; 512],
-    /// Code lengths: literal/length then distance (first, those of the code-length code).
-    /// 512, not 320: indices are masked instead of checked, and a repeat running past the
-    /// end (an error, found afterwards) still lands inside.
-    lengths: [u8; 512],
 }
 
 impl<S: Source, K: FnMut(&[u8]) -> bool> Inflater<'_, S, K> {
@@ -210,9 +238,9 @@ impl<S: Source, K: FnMut(&[u8]) -> bool> Inflater<'_, S, K> {
         }
     }
 
-    /// Not inlined into `gunzip`: the frame holding the tables is big, and on lx106 every
-    /// register spill at a large frame offset costs an extra instruction.
-    #[inline(never)]
+    /// Inlined (into `gunzip`, and that into the caller): with the tables in `State` the
+    /// frame is small, and the scalars are then addressed off the stack pointer (32 bytes
+    /// less than a separate function, measured).
     fn run(&mut self) -> Result<Gzip, Error> {
         // The gzip header (RFC 1952 2.3). Magic, method 8 (deflate), no reserved flag.
         // FLG read apart: its bits are then tested with small masks, no literals.
@@ -272,7 +300,7 @@ impl<S: Source, K: FnMut(&[u8]) -> bool> Inflater<'_, S, K> {
                         // Lengths by range (RFC 1951 3.2.6); compares are cheaper here
                         // than a run table in DRAM and its literal.
                         for i in 0..320 {
-                            self.lengths[i] = if i < 144 {
+                            self.t.lengths[i] = if i < 144 {
                                 8
                             } else if i < 256 {
                                 9
@@ -336,7 +364,7 @@ impl<S: Source, K: FnMut(&[u8]) -> bool> Inflater<'_, S, K> {
         }
         for (i, &o) in ORDER.iter().enumerate() {
             let l = if i < ncode { self.bits(3) } else { 0 };
-            self.lengths[o as usize] = l as u8;
+            self.t.lengths[o as usize] = l as u8;
         }
         self.build(0, 0, 19, true);
 
@@ -353,7 +381,7 @@ impl<S: Source, K: FnMut(&[u8]) -> bool> Inflater<'_, S, K> {
                     if i == 0 {
                         break;
                     }
-                    self.lengths[(i - 1) & 511]
+                    self.t.lengths[(i - 1) & 511]
                 } else {
                     0
                 };
@@ -361,7 +389,7 @@ impl<S: Source, K: FnMut(&[u8]) -> bool> Inflater<'_, S, K> {
                 (v, base + self.bits(extra))
             };
             for _ in 0..rep {
-                self.lengths[i & 511] = v;
+                self.t.lengths[i & 511] = v;
                 i += 1;
             }
         }
@@ -369,7 +397,7 @@ impl<S: Source, K: FnMut(&[u8]) -> bool> Inflater<'_, S, K> {
         if i != n {
             self.fail(DATA);
         }
-        if self.lengths[256] == 0 {
+        if self.t.lengths[256] == 0 {
             self.fail(DATA);
         }
         (nlen, ndist)
@@ -379,7 +407,7 @@ impl<S: Source, K: FnMut(&[u8]) -> bool> Inflater<'_, S, K> {
     /// codes are rejected; incomplete ones too, except (as zlib) a lone 1-bit code or no code
     /// at all, when not `strict`. The unused codes of an incomplete table fail in `decode`.
     fn build(&mut self, t: usize, start: usize, n: usize, strict: bool) {
-        let count = &mut self.count[t & 1];
+        let count = &mut self.t.count[t & 1];
         count[0] = start as u16;
         // One pass over the lengths per code length puts the symbols in code order with
         // no offset table: 15 x 320 steps at most, little next to a block's output.
@@ -388,8 +416,8 @@ impl<S: Source, K: FnMut(&[u8]) -> bool> Inflater<'_, S, K> {
         for len in 1..16 {
             let mut c = 0;
             for sym in 0..n {
-                if self.lengths[(start + sym) & 511] as usize == len {
-                    self.symbol[k & 511] = sym as u16;
+                if self.t.lengths[(start + sym) & 511] as usize == len {
+                    self.t.symbol[k & 511] = sym as u16;
                     k += 1;
                     c += 1;
                 }
@@ -410,12 +438,12 @@ impl<S: Source, K: FnMut(&[u8]) -> bool> Inflater<'_, S, K> {
         // `d` is the code so far less the first code of this length (never negative);
         // `index` where the symbols of this length start.
         let mut d = 0u32;
-        let mut index = self.count[t & 1][0] as u32;
+        let mut index = self.t.count[t & 1][0] as u32;
         for len in 1..16 {
             d |= self.bits(1);
-            let count = self.count[t & 1][len] as u32;
+            let count = self.t.count[t & 1][len] as u32;
             if d < count {
-                return self.symbol[((index + d) & 511) as usize] as u32;
+                return self.t.symbol[((index + d) & 511) as usize] as u32;
             }
             index += count;
             d = (d - count) << 1;

@@ -1,7 +1,7 @@
 //! The bootloader's gzip inflater against miniz_oxide (and the originals), on generated data,
 //! flate2 and system gzip streams, hand-built headers and blocks, and damaged streams.
 
-use bootloader::inflate::{gunzip, Error, Gzip, Source, CHUNK, WINDOW};
+use bootloader::inflate::{gunzip, Error, Gzip, Source, State, CHUNK};
 use flate2::write::GzEncoder;
 use flate2::{Compression, GzBuilder};
 use std::io::Write;
@@ -39,16 +39,17 @@ struct Run {
     nones: u32,
 }
 
-fn new_window() -> Box<[u8; WINDOW]> {
-    // Not zeroed: the inflater must not depend on the window's initial content.
-    vec![0xA5u8; WINDOW].into_boxed_slice().try_into().unwrap()
+fn new_state() -> Box<State> {
+    // Not zeroed: the inflater must not depend on the initial content of its tables or
+    // window (on the device they are whatever RAM held).
+    Box::new(State::filled(0xA5))
 }
 
-fn run_with(input: &[u8], window: &mut [u8; WINDOW], stop_after: usize) -> Run {
+fn run_with(input: &[u8], st: &mut State, stop_after: usize) -> Run {
     let mut src = Src { data: input, pos: 0, nones: 0 };
     let mut out = Vec::new();
     let mut chunks = Vec::new();
-    let res = gunzip(&mut src, window, |c| {
+    let res = gunzip(&mut src, st, |c| {
         out.extend_from_slice(c);
         chunks.push(c.len());
         chunks.len() < stop_after
@@ -69,7 +70,7 @@ fn run_with(input: &[u8], window: &mut [u8; WINDOW], stop_after: usize) -> Run {
 }
 
 fn run(input: &[u8]) -> Run {
-    run_with(input, &mut new_window(), usize::MAX)
+    run_with(input, &mut new_state(), usize::MAX)
 }
 
 fn crc32(data: &[u8]) -> u32 {
@@ -740,13 +741,13 @@ fn trailer_and_sink() {
 
     // The sink stops it at once.
     for stop in [1, 2, 4] {
-        let r = run_with(&gz, &mut new_window(), stop);
+        let r = run_with(&gz, &mut new_state(), stop);
         assert_eq!(r.res, Err(Error::Sink));
         assert_eq!(r.chunks.len(), stop);
         assert_eq!(r.out, data[..stop * CHUNK]);
     }
     // Stopping at the last (partial) chunk still fails.
-    let r = run_with(&gz, &mut new_window(), data.len().div_ceil(CHUNK));
+    let r = run_with(&gz, &mut new_state(), data.len().div_ceil(CHUNK));
     assert_eq!(r.res, Err(Error::Sink));
     assert_eq!(r.out, data);
 }
@@ -782,7 +783,7 @@ fn every_truncation() {
 #[test]
 fn bit_flips() {
     let mut rng = Rng(0xF11B);
-    let mut window = new_window();
+    let mut st = new_state();
     let (mut oks, mut errs) = (0, 0);
     for gz in samples() {
         for _ in 0..400 {
@@ -795,7 +796,7 @@ fn bit_flips() {
             if rng.below(8) == 0 {
                 bad.truncate(rng.below(bad.len() + 1));
             }
-            let r = run_with(&bad, &mut window, usize::MAX);
+            let r = run_with(&bad, &mut st, usize::MAX);
             match r.res {
                 Ok(g) => {
                     oks += 1;
@@ -820,14 +821,14 @@ fn bit_flips() {
 #[test]
 fn random_garbage_after_a_header() {
     let mut rng = Rng(0x6A2B);
-    let mut window = new_window();
+    let mut st = new_state();
     for i in 0..3000 {
         let mut gz = vec![0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 3];
         // Bias the block type bits towards dynamic blocks, the most intricate header.
         let first = rng.byte();
         gz.push(if i % 2 == 0 { first & !6 | 4 } else { first });
         gz.extend((0..rng.below(2000)).map(|_| rng.byte()));
-        let r = run_with(&gz, &mut window, usize::MAX);
+        let r = run_with(&gz, &mut st, usize::MAX);
         if let Ok(g) = r.res {
             assert_eq!(g.crc, crc32(&r.out));
             assert!(miniz(&gz) == r.out);

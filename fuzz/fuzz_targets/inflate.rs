@@ -3,7 +3,7 @@
 //! consumed input it reports.
 #![no_main]
 
-use bootloader::inflate::{gunzip, Source, CHUNK, WINDOW};
+use bootloader::inflate::{gunzip, Source, State, CHUNK};
 use libfuzzer_sys::fuzz_target;
 
 struct Src<'a> {
@@ -49,11 +49,11 @@ fn crc32(data: &[u8]) -> u32 {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut window = Box::new([0u8; WINDOW]);
+    let mut st = Box::new(State::new());
     let mut src = Src { data, pos: 0 };
     let mut out = Vec::new();
     let mut sizes = Vec::new();
-    let res = gunzip(&mut src, &mut window, |c| {
+    let res = gunzip(&mut src, &mut st, |c| {
         out.extend_from_slice(c);
         sizes.push(c.len());
         true
