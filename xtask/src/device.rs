@@ -5,9 +5,17 @@
 //! `linker/esp8266.json` and emits assembly; GNU as for the lx106 assembles it (LLVM's
 //! own assembler misplaces Xtensa literal pools), GNU ld links it with our scripts, and
 //! the `tools` library turns the ELF into the flash image. Between compiler and
-//! assembler, `calls` turns calls to our own functions into direct `call0`s.
+//! assembler, in this order: `rom` gives ROM functions called from many places one shared
+//! stub each, `calls` turns calls to our own functions (stubs included) into direct
+//! `call0`s, `peephole` shortens stack adjustments and masks, `frame` reaches large stack
+//! slots with `addmi`, `consts` builds constants loaded once without a literal, and
+//! `align` drops the entry alignment of functions no `call0` reaches.
+mod align;
 mod calls;
+mod consts;
+mod frame;
 mod peephole;
+mod rom;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -244,8 +252,11 @@ pub struct Built {
     pub direct_calls: usize,
     pub other_calls: usize,
     /// `peephole` rewrites: stack adjustments, masks made `extui`, masks dropped, saves
-    /// dropped.
-    pub peephole: [usize; 4],
+    /// dropped; then `frame`'s stack slots reached with `addmi` and `consts`' literals
+    /// built by two instructions, and `align`'s function entries left unaligned.
+    pub peephole: [usize; 7],
+    /// ROM functions called through one shared stub (`rom`).
+    pub stubbed: Vec<String>,
 }
 
 impl Built {
@@ -305,12 +316,18 @@ pub fn build_measured() -> Result<Built, String> {
     let entry_s = root.join("bootloader/src/device/entry.S");
     let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
     let (text, entry_text) = (read(&asm)?, read(&entry_s)?);
+    // Shared stubs for ROM functions called from many places; `calls` then reaches them.
+    let rom = rom::rom_functions(&read(&root.join("linker/rom.ld"))?)?;
+    let (text, stubbed) = rom::stubs(&text, &rom).map_err(|e| format!("{}: {e}", asm.display()))?;
     let mut local = calls::functions(&text);
     local.extend(calls::functions(&entry_text));
     let rewritten = calls::direct_calls(&text, &local).map_err(|e| format!("{}: {e}", asm.display()))?;
     let shrunk = peephole::shrink(&rewritten.text).map_err(|e| format!("{}: {e}", asm.display()))?;
+    let (framed, slots) = frame::slots(&shrunk.text).map_err(|e| format!("{}: {e}", asm.display()))?;
+    let (inlined, consts) = consts::inline(&framed).map_err(|e| format!("{}: {e}", asm.display()))?;
+    let (text, unaligned) = align::unalign(&inlined, &entry_text).map_err(|e| format!("{}: {e}", asm.display()))?;
     let direct_s = out.join("bootloader.direct.s");
-    std::fs::write(&direct_s, &shrunk.text).map_err(|e| format!("{}: {e}", direct_s.display()))?;
+    std::fs::write(&direct_s, &text).map_err(|e| format!("{}: {e}", direct_s.display()))?;
 
     let main_o = out.join("bootloader.o");
     let entry_o = out.join("entry.o");
@@ -338,7 +355,8 @@ pub fn build_measured() -> Result<Built, String> {
         image,
         direct_calls: rewritten.direct,
         other_calls: rewritten.kept,
-        peephole: [shrunk.stack, shrunk.masks, shrunk.loads, shrunk.saves],
+        peephole: [shrunk.stack, shrunk.masks, shrunk.loads, shrunk.saves, slots, consts, unaligned],
+        stubbed,
     };
     if built.fits() {
         tools::write_atomic(&bin, &built.image).map_err(|e| e.to_string())?;
@@ -433,10 +451,14 @@ pub fn size() -> Result<(), String> {
         "     calls: {} direct (call0), {} through a register (ROM, function pointers)",
         built.direct_calls, built.other_calls
     );
-    let [stack, masks, loads, saves] = built.peephole;
+    let [stack, masks, loads, saves, slots, consts, unaligned] = built.peephole;
     println!(
         "     peephole: {stack} stack adjustments, {masks} masks as extui, {loads} masks of loads \
-         dropped, {saves} saves in functions that never return dropped"
+         dropped, {saves} saves in functions that never return dropped, {slots} stack slots by \
+         addmi, {consts} constants built without a literal, {unaligned} entries reached only \
+         through a register left unaligned, {} ROM functions called through a shared stub ({})",
+        built.stubbed.len(),
+        built.stubbed.join(", ")
     );
     if image.len() > ELF2BIN_LIMIT && image.len() <= LIMIT {
         println!("  note: over {ELF2BIN_LIMIT} bytes, Arduino's elf2bin.py would refuse this bootloader");

@@ -92,7 +92,7 @@ fn effect<'a>(m: &str, ops: &[&'a str], r: &str) -> Effect<'a> {
 }
 
 /// True when no path from line `start` on can read `reg` before overwriting it.
-fn dead_from(parsed: &[Line], labels: &HashMap<&str, usize>, start: usize, reg: &str) -> bool {
+pub(super) fn dead_from(parsed: &[Line], labels: &HashMap<&str, usize>, start: usize, reg: &str) -> bool {
     let mut todo = vec![start];
     let mut seen = HashSet::new();
     while let Some(mut i) = todo.pop() {
@@ -130,7 +130,7 @@ fn prev_insn(parsed: &[Line], i: usize) -> Option<usize> {
     (0..i).rev().find(|&j| parsed[j] != Line::Nothing).filter(|&j| matches!(parsed[j], Line::Insn(..)))
 }
 
-fn int(s: &str) -> Result<i64, String> {
+pub(super) fn int(s: &str) -> Result<i64, String> {
     let (neg, digits) = s.strip_prefix('-').map_or((false, s), |d| (true, d));
     let v = match digits.strip_prefix("0x") {
         Some(h) => i64::from_str_radix(h, 16),
