@@ -4,7 +4,7 @@
 use embedded_storage::nor_flash::NorFlash;
 
 use crate::command::{self, Command, ACTION_COPY_RAW, ACTION_LOAD_APP, EXT_CRC, EXT_KNOWN, EXT_TRIAL};
-use crate::copy::{self, Job, Sink};
+use crate::copy::{self, Dry, Job, Sink};
 use crate::flash::{self, round_up, SECTOR};
 use crate::image::APP_OFFSET;
 use crate::inflate;
@@ -138,15 +138,17 @@ fn start<F: NorFlash>(flash: &mut F, mem: &mut Mem, cmd: &Command, app: &App) ->
     // the last five sectors, which every Arduino layout gives to EEPROM, RF calibration
     // and the SDK's settings.
     let job = Job { src, len, gzip, dst, first: !fs as u32, hole: if fs { 0 } else { APP_OFFSET } };
-    let mut dry = Sink::new(job, true, if fs { cap.saturating_sub(SYSTEM_SECTORS) } else { src });
-    let out = copy::produce(flash, mem, &mut dry)?;
+    let mut dry = Dry::new(if fs { cap.saturating_sub(SYSTEM_SECTORS) } else { src });
+    let mut sink = Sink { job, dry: Some(&mut dry), crc: 0 };
+    let out = copy::produce(flash, mem, &mut sink)?;
+    let crc = sink.crc;
     if out.consumed != len {
         return Err(Code::GzipTrailer);
     }
     if !fs && dry.walk.valid().is_none() {
         return Err(Code::BadImage);
     }
-    if cmd.ext & EXT_CRC != 0 && cmd.args[5] != dry.crc {
+    if cmd.ext & EXT_CRC != 0 && cmd.args[5] != crc {
         return Err(Code::CrcMismatch);
     }
 
@@ -167,7 +169,7 @@ fn start<F: NorFlash>(flash: &mut F, mem: &mut Mem, cmd: &Command, app: &App) ->
     let flags = (gzip as u32 * F_GZIP) | (fs as u32 * F_FS) | (trial as u32 * F_TRIAL) | (boots << 24);
     let seq = jn::search(flash).1.wrapping_add(1);
     let (h, o) = (dry.head, app.head);
-    let w = [0, seq, src, len, dst, out.len, dry.crc, flags, low, backup_len, h[0], h[1], h[2], h[3], o[0], o[1], o[2], o[3], 0, 0];
+    let w = [0, seq, src, len, dst, out.len, crc, flags, low, backup_len, h[0], h[1], h[2], h[3], o[0], o[1], o[2], o[3], 0, 0];
     let mut j = Journal { addr: area, w };
     flash::erase(flash, area)?;
     j.write(flash)?;
@@ -205,10 +207,7 @@ fn finish<F: NorFlash>(flash: &mut F, mem: &mut Mem, addr: u32, rep: &mut Report
             // (with the header still to come) must have the dry run's CRC.
             let hole = if fs { 0 } else { APP_OFFSET };
             let job = Job { src: w[jn::SRC], len: w[jn::LEN], gzip: w[jn::FLAGS] & F_GZIP != 0, dst: w[jn::DST], first: !fs as u32, hole };
-            copy::copy(flash, mem, job)?;
-            let from = job.dst + job.first * SECTOR;
-            let h = if fs { None } else { Some(head) };
-            if copy::crc_flash(flash, &mut mem.sector, from, job.dst + w[jn::OUT_LEN], h)? != w[jn::CRC] {
+            if copy::copy(flash, mem, job)? != w[jn::CRC] {
                 return Err(Code::VerifyFail);
             }
             jn::log(flash, &mut st, L_COPIED)?;

@@ -36,49 +36,46 @@ pub struct Job {
     pub hole: u32,
 }
 
-/// What happens to each output sector. One concrete type, so the inflater is compiled
-/// once.
-pub struct Sink {
-    pub job: Job,
-    /// Dry run: check and measure, write nothing.
-    pub dry: bool,
-    /// Dry run: the output must end at or below this flash address.
+/// Dry-run state (scratch experiment: only the dry run builds it).
+pub struct Dry {
     pub limit: u32,
-    /// Dry run: CRC-32 (ISO-HDLC) of the output from sector `first`.
-    pub crc: u32,
-    /// Dry run: the app image check.
     pub walk: Walker,
-    /// Dry run: the app's first 16 bytes, as words.
     pub head: [u32; 4],
 }
 
-impl Sink {
-    pub fn new(job: Job, dry: bool, limit: u32) -> Sink {
-        Sink { job, dry, limit, crc: 0, walk: Walker::new(), head: [!0; 4] }
+impl Dry {
+    pub fn new(limit: u32) -> Dry {
+        Dry { limit, walk: Walker::new(), head: [!0; 4] }
     }
+}
 
+pub struct Sink<'d> {
+    pub job: Job,
+    pub dry: Option<&'d mut Dry>,
+    pub crc: u32,
+}
+
+impl Sink<'_> {
     fn chunk<F: NorFlash>(&mut self, f: &mut F, scratch: &mut [u8; SECTOR_LEN], i: u32, data: &[u8]) -> Result<(), Code> {
         let job = &self.job;
         if i < job.first {
             return Ok(());
         }
         let addr = job.dst + i * SECTOR;
-        if !self.dry {
+        self.crc = crc::gzip(self.crc, data);
+        let Some(d) = self.dry.as_deref_mut() else {
             return put_sector(f, scratch, addr, data, if addr == job.hole { 16 } else { 0 });
-        }
-        if data.len() as u32 > self.limit.saturating_sub(addr) {
+        };
+        if data.len() as u32 > d.limit.saturating_sub(addr) {
             return Err(Code::TooBig);
         }
-        self.crc = crc::gzip(self.crc, data);
         if job.hole != 0 {
             if addr == job.hole {
-                // One memcpy into the words (flash order is little endian); shorter data
-                // leaves the head erased, and the walker refuses such an image anyway.
-                if let (Some(h), Some(d)) = (flash::as_bytes(&mut self.head).first_chunk_mut::<16>(), data.first_chunk::<16>()) {
-                    *h = *d;
+                if let (Some(h), Some(dd)) = (flash::as_bytes(&mut d.head).first_chunk_mut::<16>(), data.first_chunk::<16>()) {
+                    *h = *dd;
                 }
             }
-            self.walk.feed(data);
+            d.walk.feed(data);
         }
         Ok(())
     }
@@ -118,7 +115,7 @@ pub struct Output {
 }
 
 /// Produces the output of `sink.job` sector by sector into `sink`.
-pub fn produce<F: NorFlash>(flash: &mut F, mem: &mut Mem, sink: &mut Sink) -> Result<Output, Code> {
+pub fn produce<F: NorFlash>(flash: &mut F, mem: &mut Mem, sink: &mut Sink<'_>) -> Result<Output, Code> {
     let Mem { inflate: st, input, sector } = mem;
     let job = sink.job;
     if !job.gzip {
@@ -155,8 +152,10 @@ pub fn produce<F: NorFlash>(flash: &mut F, mem: &mut Mem, sink: &mut Sink) -> Re
 }
 
 /// Copies `job`'s output to its destination (compare-skip per sector).
-pub fn copy<F: NorFlash>(flash: &mut F, mem: &mut Mem, job: Job) -> Result<(), Code> {
-    produce(flash, mem, &mut Sink::new(job, false, 0)).map(|_| ())
+pub fn copy<F: NorFlash>(flash: &mut F, mem: &mut Mem, job: Job) -> Result<u32, Code> {
+    let mut s = Sink { job, dry: None, crc: 0 };
+    produce(flash, mem, &mut s)?;
+    Ok(s.crc)
 }
 
 /// Makes the sector at `addr` hold `data` then 0xFF, its first `hole` bytes erased, and
