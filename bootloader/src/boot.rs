@@ -198,10 +198,17 @@ fn finish<F: NorFlash>(flash: &mut F, mem: &mut Mem, addr: u32, rep: &mut Report
             // the rest of a valid header): every boot resumes this journal. The old
             // header is in the journal for a rollback or a filesystem update's restore.
             flash::write_words(flash, APP_OFFSET, &[0])?;
-            if backup_len != 0 && !st.has(L_BACKED_UP) {
+            // Without trial the only backup is a filesystem update's copy of 0x1000, which
+            // nothing changes before `COPIED` (the copy goes above the staged image): redoing
+            // it is idempotent (compare-skip), so it needs no log entry of its own. A trial
+            // backup (the old app) must not be redone once the copy overwrote 0x1000.
+            let trial_backup = cfg!(feature = "trial") && !fs;
+            if backup_len != 0 && !(trial_backup && st.has(L_BACKED_UP)) {
                 let job = Job { src: APP_OFFSET, len: backup_len, gzip: false, dst: backup, first: 0, hole: 0 };
                 copy::copy(flash, mem, job)?;
-                jn::log(flash, &mut st, L_BACKED_UP)?;
+                if trial_backup {
+                    jn::log(flash, &mut st, L_BACKED_UP)?;
+                }
             }
             // Every sector is read back after it is written; then the whole destination
             // (with the header still to come) must have the dry run's CRC.
