@@ -1,18 +1,31 @@
 //! The boot flow, top to bottom: read the command, validate (dry run), journal, copy,
 //! verify, report, boot. `docs/protocol.md` describes the protocol and why it is safe.
+//!
+//! One flow, two builds, chosen by the const parameter `EXT`:
+//! - **tier 1** (`TIER1`, sector 0, at most 4,000 bytes): the whole stock eboot contract
+//!   (copy a raw or gzip sketch or filesystem) with every guarantee. A command or journal
+//!   that needs more (trial boot, expected CRC) names an extension image: tier 1 checks it
+//!   and chain-loads it ([`Boot::Extension`]), writing nothing itself.
+//! - **the extension image** (`EXTENSION`): every feature; staged by the updater beside the
+//!   update, it runs this same flow and boots the app.
 
 use embedded_storage::nor_flash::NorFlash;
 
-use crate::command::{self, Command, ACTION_COPY_RAW, ACTION_LOAD_APP, EXT_CRC, EXT_KNOWN, EXT_TRIAL};
+use crate::command::{self, Command, ACTION_COPY_RAW, ACTION_LOAD_APP, ARG_EXT_ADDR, ARG_EXT_CRC, EXT_CRC, EXT_IMAGE, EXT_KNOWN, EXT_TRIAL};
 use crate::copy::{self, Dry, Job, Sink};
 use crate::flash::{self, round_up, SECTOR};
 use crate::image::APP_OFFSET;
 use crate::inflate;
 use crate::journal::{self as jn, Journal, F_FS, F_GZIP, F_TRIAL};
-use crate::journal::{L_BACKED_UP, L_CONFIRMED, L_COPIED, L_DONE, L_ROLLBACK, L_TRIAL_BOOT};
+use crate::journal::{L_BACKED_UP, L_CONFIRMED, L_COPIED, L_DONE, L_ROLLBACK, L_TRIAL_BOOT, WORDS};
 use crate::loader::{self, App};
 use crate::platform::Platform;
 use crate::report::{Code, Event, Report};
+
+/// `EXT` of the sector-0 build.
+pub const TIER1: bool = false;
+/// `EXT` of the extension image's build.
+pub const EXTENSION: bool = true;
 
 /// The flash end every Arduino layout reserves: EEPROM, RF calibration, 3 SDK sectors.
 const SYSTEM_SECTORS: u32 = 5 * SECTOR;
@@ -47,44 +60,66 @@ impl Default for Mem {
 pub enum Boot {
     /// Load this app's segments and jump to its entry.
     App(App),
+    /// Tier 1 only: load the extension image (checked, at `App::offset`) and jump to it, as
+    /// for an app. The command block is left for it; it writes the report.
+    Extension(App),
     /// Nothing bootable: report, then reset.
     Halt(Code),
 }
 
 /// One power-on of the bootloader: handles a command or an interrupted update, writes the
 /// boot report, and says what to boot. Never panics; every flash error ends in `Halt`.
-pub fn boot<F: NorFlash, P: Platform>(flash: &mut F, p: &mut P, mem: &mut Mem) -> Boot {
+pub fn boot<F: NorFlash, P: Platform, const EXT: bool>(flash: &mut F, p: &mut P, mem: &mut Mem) -> Boot {
     // After a power-on RTC memory is garbage: a command there is never trusted.
     // Built in place (no zeroing first).
     let w: [u32; command::WORDS] = core::array::from_fn(|i| p.rtc_read(i));
     // LOAD_APP is eboot's "just boot"; any other action is refused below.
     let cmd = Command::decode(&w).filter(|c| !p.cold_boot() && c.action != ACTION_LOAD_APP);
     let mut rep = Report { event: Event::Nothing as u32, code: 0, journal: 0, trial_left: 0 };
-    let r = run(flash, mem, cmd, &mut rep);
-    if let Err(c) = r {
-        rep.code = c as u32;
-    }
+    let next = match run::<F, EXT>(flash, mem, cmd, &mut rep) {
+        Ok(b @ Boot::Extension(_)) => return b,
+        Ok(b) => b,
+        Err(c) => {
+            rep.code = c as u32;
+            Boot::Halt(c)
+        }
+    };
     // The report overwrites the command block: a handled command is cleared either way.
     rep.write(p);
-    match r {
-        Ok(app) => Boot::App(app),
-        Err(c) => Boot::Halt(c),
+    next
+}
+
+/// One power-on of the device on a host: tier 1 decides, and when it chain-loads the
+/// extension image, that image's flow runs next — what the device does by loading the
+/// image and jumping to it. `loaded` sees the extension image tier 1 checked and chose
+/// before it "runs" (tests check it is the one staged). Never returns `Boot::Extension`.
+pub fn power_on<F: NorFlash, P: Platform>(flash: &mut F, p: &mut P, mem: &mut Mem, loaded: &mut dyn FnMut(&App)) -> Boot {
+    match boot::<F, P, TIER1>(flash, p, mem) {
+        Boot::Extension(ext) => {
+            loaded(&ext);
+            boot::<F, P, EXTENSION>(flash, p, mem)
+        }
+        b => b,
     }
 }
 
-fn run<F: NorFlash>(flash: &mut F, mem: &mut Mem, cmd: Option<Command>, rep: &mut Report) -> Result<App, Code> {
+fn run<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: Option<Command>, rep: &mut Report) -> Result<Boot, Code> {
     let journal = match loader::app(flash, APP_OFFSET) {
         Ok(app) => {
-            let Some(cmd) = cmd else { return Ok(app) };
-            match start(flash, mem, &cmd, &app) {
+            let Some(cmd) = cmd else { return Ok(Boot::App(app)) };
+            // Tier 1 carries out only the stock contract; anything more is the named
+            // extension image's to do, once that image checks out.
+            let r = if EXT || cmd.ext == 0 { start::<F, EXT>(flash, mem, &cmd, &app).map_err(Err) } else { Err(extension(flash, mem, &cmd)) };
+            match r {
                 Ok(j) => {
                     rep.event = Event::Applied as u32;
                     j
                 }
-                Err(c) => {
+                Err(Ok(ext)) => return Ok(Boot::Extension(ext)),
+                Err(Err(c)) => {
                     rep.event = Event::Rejected as u32;
                     rep.code = c as u32;
-                    return Ok(app);
+                    return Ok(Boot::App(app));
                 }
             }
         }
@@ -98,19 +133,32 @@ fn run<F: NorFlash>(flash: &mut F, mem: &mut Mem, cmd: Option<Command>, rep: &mu
             j
         }
     };
-    finish(flash, mem, journal, rep)
+    finish::<F, EXT>(flash, mem, journal, rep)
+}
+
+/// Tier 1, extended command: only extension flags it knows, `EXT_IMAGE` among them, and a
+/// sound extension image, which is returned for chain-loading.
+fn extension<F: NorFlash>(flash: &mut F, mem: &mut Mem, cmd: &Command) -> Result<App, Code> {
+    if cmd.ext & !EXT_KNOWN != 0 {
+        return Err(Code::BadExtension);
+    }
+    if cmd.ext & EXT_IMAGE == 0 {
+        return Err(Code::NeedsExtension);
+    }
+    loader::extension(flash, &mut mem.sector, cmd.args[ARG_EXT_ADDR], cmd.args[ARG_EXT_CRC])
 }
 
 /// Validates a command against flash (no writes until everything checks out), then writes
 /// its journal; returns the journal's address. From the journal on, the update is committed.
-fn start<F: NorFlash>(flash: &mut F, mem: &mut Mem, cmd: &Command, app: &App) -> Result<u32, Code> {
+fn start<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: &Command, app: &App) -> Result<u32, Code> {
     let (src, dst, len) = (cmd.src(), cmd.dst(), cmd.len());
     let cap = flash.capacity() as u32;
     let fs = dst != 0;
-    let trial = cmd.ext & EXT_TRIAL != 0;
+    let trial = EXT && cmd.ext & EXT_TRIAL != 0;
     if cmd.action != ACTION_COPY_RAW {
         return Err(Code::BadAction);
     }
+    // Tier 1 gets here only for a command without extension flags.
     if cmd.ext & !EXT_KNOWN != 0 || (fs && trial) {
         return Err(Code::BadExtension);
     }
@@ -148,18 +196,28 @@ fn start<F: NorFlash>(flash: &mut F, mem: &mut Mem, cmd: &Command, app: &App) ->
     if !fs && dry.walk.valid().is_none() {
         return Err(Code::BadImage);
     }
-    if cmd.ext & EXT_CRC != 0 && cmd.args[5] != crc {
+    if EXT && cmd.ext & EXT_CRC != 0 && cmd.args[5] != crc {
         return Err(Code::CrcMismatch);
     }
 
     // Free flash below the staged image: the backup (trial: the old app; filesystem: the
     // 0x1000 sector) right above what stays or is written, the journal in the sector just
-    // below the staged image.
+    // below the staged image, the extension image (if any) between the two.
     let low = if fs { app_end } else { app_end.max(round_up(out.len)) };
     let backup_len = if fs { SECTOR } else if trial { app.len } else { 0 };
     let area = src - SECTOR;
-    if area < low + round_up(backup_len) {
+    let free = low + round_up(backup_len);
+    if area < free {
         return Err(Code::NoSpace);
+    }
+    let (mut ext_addr, mut ext_crc) = (0, 0);
+    if EXT && cmd.ext & EXT_IMAGE != 0 {
+        (ext_addr, ext_crc) = (cmd.args[ARG_EXT_ADDR], cmd.args[ARG_EXT_CRC]);
+        let ext = loader::extension(flash, &mut mem.sector, ext_addr, ext_crc)?;
+        // The update never writes where the extension image lies, so no cut can damage it.
+        if ext_addr < free || ext_addr + ext.len > area {
+            return Err(Code::ExtImage);
+        }
     }
     let boots = match cmd.args[4] {
         _ if !trial => 0,
@@ -169,7 +227,7 @@ fn start<F: NorFlash>(flash: &mut F, mem: &mut Mem, cmd: &Command, app: &App) ->
     let flags = (gzip as u32 * F_GZIP) | (fs as u32 * F_FS) | (trial as u32 * F_TRIAL) | (boots << 24);
     let seq = jn::search(flash).1.wrapping_add(1);
     let (h, o) = (dry.head, app.head);
-    let w = [0, seq, src, len, dst, out.len, crc, flags, low, backup_len, h[0], h[1], h[2], h[3], o[0], o[1], o[2], o[3], 0, 0];
+    let w = [0, seq, src, len, dst, out.len, crc, flags, low, backup_len, h[0], h[1], h[2], h[3], o[0], o[1], o[2], o[3], ext_addr, ext_crc, 0];
     let mut j = Journal { addr: area, w };
     flash::erase(flash, area)?;
     j.write(flash)?;
@@ -177,20 +235,27 @@ fn start<F: NorFlash>(flash: &mut F, mem: &mut Mem, cmd: &Command, app: &App) ->
 }
 
 /// Carries a journaled update to its end from whatever state the log shows. Every step is
-/// idempotent, so this is also the recovery after a power cut at any instant.
-fn finish<F: NorFlash>(flash: &mut F, mem: &mut Mem, addr: u32, rep: &mut Report) -> Result<App, Code> {
+/// idempotent, so this is also the recovery after a power cut at any instant. Tier 1 hands
+/// a journal that names an extension image to that image.
+fn finish<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, addr: u32, rep: &mut Report) -> Result<Boot, Code> {
     // Read back from flash, also right after `start` wrote it: one path for both.
-    let mut w = [0u32; 20];
+    let mut w = [0u32; WORDS];
     if !jn::load(flash, addr, &mut w) {
         return Err(Code::NoApp);
     }
-    let mut st = jn::state(flash, addr)?;
+    if !EXT && w[jn::EXT_ADDR] != 0 {
+        // The extension image lies where the update never writes; checked on every boot
+        // all the same (a cut while checking or loading it just repeats this).
+        return loader::extension(flash, &mut mem.sector, w[jn::EXT_ADDR], w[jn::EXT_CRC]).map(Boot::Extension);
+    }
+    let mut st = jn::state::<F, EXT>(flash, addr)?;
     let fs = w[jn::FLAGS] & F_FS != 0;
     let (backup, backup_len) = (w[jn::BACKUP], w[jn::BACKUP_LEN]);
     // References into `w`, not copies (constant ranges: no bounds checks remain).
     let (head, old_head) = (words4(&w, jn::HEAD), words4(&w, jn::OLD_HEAD));
     rep.journal = addr;
     if !st.has(L_DONE) {
+        let trial = EXT && w[jn::FLAGS] & F_TRIAL != 0;
         if !st.has(L_COPIED) {
             // Borrow 0x1000 first thing: clearing the image magic only clears bits, so it
             // needs no erase, and from here until the final header no boot takes 0x1000
@@ -198,28 +263,26 @@ fn finish<F: NorFlash>(flash: &mut F, mem: &mut Mem, addr: u32, rep: &mut Report
             // the rest of a valid header): every boot resumes this journal. The old
             // header is in the journal for a rollback or a filesystem update's restore.
             flash::write_words(flash, APP_OFFSET, &[0])?;
-            // Without trial the only backup is a filesystem update's copy of 0x1000, which
-            // nothing changes before `COPIED` (the copy goes above the staged image): redoing
-            // it is idempotent (compare-skip), so it needs no log entry of its own. A trial
-            // backup (the old app) must not be redone once the copy overwrote 0x1000.
-            let trial_backup = cfg!(feature = "trial") && !fs;
-            if backup_len != 0 && !(trial_backup && st.has(L_BACKED_UP)) {
+            // A filesystem update's backup of 0x1000 is redone until `COPIED` (nothing
+            // changes that sector before then: idempotent, no log entry). A trial's backup
+            // of the old app must not be redone once the copy overwrote 0x1000.
+            if backup_len != 0 && !(trial && st.has(L_BACKED_UP)) {
                 let job = Job { src: APP_OFFSET, len: backup_len, gzip: false, dst: backup, first: 0, hole: 0 };
                 copy::copy(flash, mem, job)?;
-                if trial_backup {
+                if trial {
                     jn::log(flash, &mut st, L_BACKED_UP)?;
                 }
             }
-            // Every sector is read back after it is written; then the whole destination
-            // (with the header still to come) must have the dry run's CRC.
+            // Every sector is read back after it is written, and the CRC of everything
+            // produced must be the dry run's.
             let hole = if fs { 0 } else { APP_OFFSET };
             let job = Job { src: w[jn::SRC], len: w[jn::LEN], gzip: w[jn::FLAGS] & F_GZIP != 0, dst: w[jn::DST], first: !fs as u32, hole };
             if copy::copy(flash, mem, job)? != w[jn::CRC] {
                 return Err(Code::VerifyFail);
             }
-            jn::log(flash, &mut st, L_COPIED)?;
+            jn::step(flash, addr, L_COPIED)?;
         }
-        let rollback = w[jn::FLAGS] & F_TRIAL != 0 && !st.has(L_CONFIRMED);
+        let rollback = trial && !st.has(L_CONFIRMED);
         if rollback {
             let boots = w[jn::FLAGS] >> 24;
             if !st.has(L_ROLLBACK) && st.trial_boots < boots {
@@ -227,7 +290,7 @@ fn finish<F: NorFlash>(flash: &mut F, mem: &mut Mem, addr: u32, rep: &mut Report
                 rep.event = Event::Trial as u32;
                 // `log` leaves the count as read: this boot is one more.
                 rep.trial_left = boots - st.trial_boots - 1;
-                return loader::walk(flash, APP_OFFSET, head, &mut |_, _| true);
+                return loader::walk(flash, APP_OFFSET, head, &mut |_, _| true).map(Boot::App);
             }
             if !st.has(L_ROLLBACK) {
                 jn::log(flash, &mut st, L_ROLLBACK)?;
@@ -242,9 +305,9 @@ fn finish<F: NorFlash>(flash: &mut F, mem: &mut Mem, addr: u32, rep: &mut Report
         if rollback {
             rep.event = Event::RolledBack as u32;
         }
-        jn::log(flash, &mut st, L_DONE)?;
+        jn::step(flash, addr, L_DONE)?;
     }
-    loader::app(flash, APP_OFFSET)
+    loader::app(flash, APP_OFFSET).map(Boot::App)
 }
 
 /// Copies a backed-up app (or app sector) at `from` back to 0x1000, its `head` last (the
@@ -255,6 +318,6 @@ fn restore<F: NorFlash>(flash: &mut F, mem: &mut Mem, from: u32, len: u32, head:
 }
 
 /// Words `at..at + 4` of a journal header.
-fn words4(w: &[u32; 20], at: usize) -> &[u32; 4] {
+fn words4(w: &[u32; WORDS], at: usize) -> &[u32; 4] {
     w.split_at(at & 15).1.first_chunk().unwrap_or(&[0; 4])
 }

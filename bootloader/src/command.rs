@@ -32,8 +32,16 @@ pub const EXT_CRC: u32 = 0x002;
 /// Reserved: install the image's sector 0 too. Not implemented; refused like any flag
 /// outside `EXT_KNOWN`, so sector 0 is never rewritten.
 pub const EXT_SECTOR0: u32 = 0x004;
+/// Extension: the extension image that carries out this command. args[6] = its flash
+/// address, args[7] = CRC-32 (ISO-HDLC) of its image bytes. Tier 1 (sector 0) handles only
+/// the stock contract: it checks the extension image and chain-loads it, and refuses any
+/// other extension flag without this one (`Code::NeedsExtension`).
+pub const EXT_IMAGE: u32 = 0x008;
 /// Every extension flag this bootloader understands.
-pub const EXT_KNOWN: u32 = EXT_TRIAL | EXT_CRC;
+pub const EXT_KNOWN: u32 = EXT_TRIAL | EXT_CRC | EXT_IMAGE;
+/// args index of the extension image's address and CRC.
+pub const ARG_EXT_ADDR: usize = 6;
+pub const ARG_EXT_CRC: usize = 7;
 
 pub const DEFAULT_TRIAL_BOOTS: u32 = 3;
 

@@ -188,18 +188,12 @@ fn put_sector<F: NorFlash>(flash: &mut F, scratch: &mut [u8; SECTOR_LEN], addr: 
     }
 }
 
-/// CRC-32 (ISO-HDLC) of flash `[from, to)`, `from` sector aligned, with the first 16 bytes
-/// at `from` replaced by `head` when given (the app header is programmed last).
-pub fn crc_flash<F: NorFlash>(flash: &mut F, buf: &mut [u8; SECTOR_LEN], from: u32, to: u32, head: Option<&[u32; 4]>) -> Result<u32, Code> {
+/// CRC-32 (ISO-HDLC) of flash `[from, to)`, `from` word aligned.
+pub fn crc_flash<F: NorFlash>(flash: &mut F, buf: &mut [u8; SECTOR_LEN], from: u32, to: u32) -> Result<u32, Code> {
     let mut c = 0;
     let mut pos = from;
     while pos < to {
         flash::read(flash, pos, buf)?;
-        if let (true, Some(h)) = (pos == from, head) {
-            // One memcpy: the words' bytes are already in flash order (little endian).
-            let mut h = *h;
-            buf[..16].copy_from_slice(flash::as_bytes(&mut h));
-        }
         let n = (to - pos).min(SECTOR) as usize;
         c = crc::gzip(c, buf.get(..n).unwrap_or(&[]));
         pos += SECTOR;

@@ -95,6 +95,10 @@ pub const DRAM_END: u32 = 0x3FFF_C000;
 pub const IRAM_START: u32 = 0x4010_0000;
 /// The bootloader runs from 0x4010F000; an app may use IRAM only below this.
 pub const IRAM_END: u32 = 0x4010_C000;
+/// The extension image runs from `IRAM_END` up to tier 1's window: above every app, so the
+/// extension can load an app without overwriting itself, and below tier 1, so tier 1 can
+/// load the extension.
+pub const EXT_IRAM_END: u32 = 0x4010_F000;
 pub const FLASH_MAP_START: u32 = 0x4020_0000;
 pub const FLASH_MAP_END: u32 = 0x4030_0000;
 pub const RTC_START: u32 = 0x6000_1000;
@@ -133,12 +137,18 @@ impl Region {
 }
 
 /// The region a segment header's data loads into, or `Invalid` unless the segment is word
-/// aligned (SPIRead loads straight into RAM) and lies inside one region. The one rule for
-/// the dry run's walker and the boot-time check.
-pub fn segment_region(addr: u32, len: u32) -> Region {
-    let r = Region::of(addr);
+/// aligned (SPIRead loads straight into RAM) and lies inside one region, IRAM ending at
+/// `iram_end` (`IRAM_END` for an app, `EXT_IRAM_END` for the extension image). The one rule
+/// for the dry run's walker and the boot-time check.
+pub fn segment_region(addr: u32, len: u32, iram_end: u32) -> Region {
+    let (r, end) = if addr.wrapping_sub(IRAM_START) < iram_end - IRAM_START {
+        (Region::Iram, iram_end)
+    } else {
+        let r = Region::of(addr);
+        (r, r.end())
+    };
     // `Invalid` needs no test of its own: it is returned either way.
-    if (addr | len) & 3 != 0 || len > r.end().wrapping_sub(addr) {
+    if (addr | len) & 3 != 0 || len > end.wrapping_sub(addr) {
         return Region::Invalid;
     }
     r

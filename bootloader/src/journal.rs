@@ -1,9 +1,14 @@
 //! The update journal: what an update is doing, in flash, so that it survives power cuts.
 //!
-//! A journal fills one free sector: an 80-byte header (20 words, CRC-protected) followed by
-//! an append-only log of 32-bit entries. Entries are only ever programmed into erased words,
-//! never erased mid-update. Each holds a 16-bit tag and its complement, so a torn program
-//! reads as invalid and is skipped; the log ends at the first erased word.
+//! A journal fills one free sector: an 84-byte header (21 words, CRC-protected), two fixed
+//! step words (`COPIED`, `DONE`), then an append-only log of 32-bit entries for the trial
+//! events only the extension image writes. Nothing is ever erased mid-update.
+//!
+//! - A fixed step word is programmed to 0 once its step is complete. Both steps before
+//!   them are idempotent, so a torn program (some bits cleared) reads as "not yet": the step
+//!   is redone and the word programmed again, which completes it. Tier 1 reads only these.
+//! - A log entry holds a 16-bit tag and its complement, so a torn program reads as invalid
+//!   and is skipped; the log ends at the first erased word.
 //!
 //! The bootloader looks for journals (at sector starts) only when the app at 0x1000 does
 //! not validate: an update borrows that sector, so a device mid-update never boots an app.
@@ -16,7 +21,13 @@ use crate::flash::{self, SECTOR};
 use crate::report::Code;
 
 pub const MAGIC: u32 = 0x4A52_4245; // "EBRJ"
-pub const HEADER_LEN: u32 = 80;
+pub const HEADER_LEN: u32 = 84;
+/// The fixed step words: `COPIED` at `STEPS`, `DONE` at `STEPS + 4`.
+pub const STEPS: u32 = HEADER_LEN;
+/// Where the append-only log starts.
+pub const LOG: u32 = HEADER_LEN + 8;
+/// Header words.
+pub const WORDS: usize = 21;
 
 /// `flags`: the staged image is gzip.
 pub const F_GZIP: u32 = 1 << 16;
@@ -25,12 +36,14 @@ pub const F_FS: u32 = 1 << 17;
 /// `flags`: trial boot; roll back unless confirmed. Bits 24..32: allowed boots.
 pub const F_TRIAL: u32 = 1 << 18;
 
-/// Log entry: the backup (old app, or the borrowed 0x1000 sector) is complete.
+/// Log entry: the trial's backup of the old app is complete. (A filesystem update's backup
+/// of 0x1000 needs none: nothing changes that sector before `COPIED`, so redoing it is
+/// idempotent.)
 pub const L_BACKED_UP: u32 = 0;
-/// Log entry: every destination sector is written and verified (only the final header, or
-/// the restore of 0x1000, remains).
+/// Fixed step: every destination sector is written and verified (only the final header,
+/// or the restore of 0x1000, remains).
 pub const L_COPIED: u32 = 1;
-/// Log entry: the update is finished; the journal is dead.
+/// Fixed step: the update is finished; the journal is dead.
 pub const L_DONE: u32 = 2;
 /// Log entry: the app confirmed it works (written by the app through `confirm`).
 pub const L_CONFIRMED: u32 = 3;
@@ -53,13 +66,14 @@ pub const L_TRIAL_BOOT: u32 = 5;
 /// | 8, 9 | backup address, backup length |
 /// | 10..=13 | the new app's first 16 bytes, programmed last |
 /// | 14..=17 | the old app's first 16 bytes (restored last on rollback or after a filesystem update) |
-/// | 18 | 0 |
-/// | 19 | CRC-32/MPEG-2 of words 0..=18 |
+/// | 18 | extension image address (0: a tier-1 update, no extension) |
+/// | 19 | CRC-32 (ISO-HDLC) of the extension image |
+/// | 20 | CRC-32/MPEG-2 of words 0..=19 |
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Journal {
     /// Flash address (a sector start).
     pub addr: u32,
-    pub w: [u32; 20],
+    pub w: [u32; WORDS],
 }
 
 pub const SEQ: usize = 1;
@@ -73,7 +87,9 @@ pub const BACKUP: usize = 8;
 pub const BACKUP_LEN: usize = 9;
 pub const HEAD: usize = 10;
 pub const OLD_HEAD: usize = 14;
-const CRC_WORD: usize = 19;
+pub const EXT_ADDR: usize = 18;
+pub const EXT_CRC: usize = 19;
+const CRC_WORD: usize = 20;
 
 impl Journal {
     pub fn flags(&self) -> u32 {
@@ -95,7 +111,7 @@ impl Journal {
 
     /// The journal whose header is at `addr`, if there is a valid one.
     pub fn read<F: ReadNorFlash>(f: &mut F, addr: u32) -> Option<Journal> {
-        let mut w = [0u32; 20];
+        let mut w = [0u32; WORDS];
         if !load(f, addr, &mut w) {
             return None;
         }
@@ -105,7 +121,7 @@ impl Journal {
 
 /// Reads the header at `addr` into `w`; true if it is a valid journal header. (Words in a
 /// caller's buffer: a `Journal` returned by value is copied through memory on the device.)
-pub fn load<F: ReadNorFlash>(f: &mut F, addr: u32, w: &mut [u32; 20]) -> bool {
+pub fn load<F: ReadNorFlash>(f: &mut F, addr: u32, w: &mut [u32; WORDS]) -> bool {
     flash::read_words(f, addr, w).is_ok() && w[0] == MAGIC && crc::mpeg2(&w[..CRC_WORD]) == w[CRC_WORD]
 }
 
@@ -124,11 +140,14 @@ impl State {
     }
 }
 
-/// Reads the log of the journal at `addr`.
-pub fn state<F: ReadNorFlash>(f: &mut F, addr: u32) -> Result<State, Code> {
-    let mut st = State { tags: 0, trial_boots: 0, next: addr + HEADER_LEN };
-    let mut b = [0u32];
-    while st.next < addr + SECTOR {
+/// Reads the step words and, with `EXT` (the extension image: trial events), the log of
+/// the journal at `addr`.
+pub fn state<F: ReadNorFlash, const EXT: bool>(f: &mut F, addr: u32) -> Result<State, Code> {
+    let mut b = [!0u32; 2];
+    flash::read_words(f, addr + STEPS, &mut b)?;
+    let mut st = State { tags: ((b[0] == 0) as u32) << L_COPIED | ((b[1] == 0) as u32) << L_DONE, trial_boots: 0, next: addr + LOG };
+    while EXT && st.next < addr + SECTOR {
+        let mut b = [0u32];
         flash::read_words(f, st.next, &mut b)?;
         let w = b[0];
         if w == u32::MAX {
@@ -144,9 +163,13 @@ pub fn state<F: ReadNorFlash>(f: &mut F, addr: u32) -> Result<State, Code> {
     Ok(st)
 }
 
-/// Appends a tag to the log. Only `st.next` moves: no caller reads `tags` or `trial_boots`
-/// after logging (the boot flow decides from the state it read first), and not updating
-/// them is code the device does not carry.
+/// Marks step `L_COPIED` or `L_DONE` complete (its fixed word programmed to 0).
+pub fn step<F: NorFlash>(f: &mut F, addr: u32, tag: u32) -> Result<(), Code> {
+    flash::write_words(f, addr + STEPS + (tag - L_COPIED) * 4, &[0])
+}
+
+/// Appends a trial event to the log. Only `st.next` moves: no caller reads `tags` or
+/// `trial_boots` after logging (the boot flow decides from the state it read first).
 pub fn log<F: NorFlash>(f: &mut F, st: &mut State, tag: u32) -> Result<(), Code> {
     if st.next.is_multiple_of(SECTOR) {
         return Err(Code::NoSpace);
@@ -161,7 +184,7 @@ pub fn log<F: NorFlash>(f: &mut F, st: &mut State, tag: u32) -> Result<(), Code>
 pub fn search<F: ReadNorFlash>(f: &mut F) -> (u32, u32) {
     let mut best = 0;
     let mut seq = 0;
-    let mut w = [0u32; 20];
+    let mut w = [0u32; WORDS];
     let mut a = 2 * SECTOR;
     while a < f.capacity() as u32 {
         if load(f, a, &mut w) && w[SEQ] >= seq {
@@ -177,7 +200,7 @@ pub fn search<F: ReadNorFlash>(f: &mut F) -> (u32, u32) {
 /// the new app permanent. This is what an app does (through `updater`) once it works.
 pub fn confirm<F: NorFlash>(f: &mut F, addr: u32) -> Result<(), Code> {
     let j = Journal::read(f, addr).ok_or(Code::NoApp)?;
-    let mut st = state(f, addr)?;
+    let mut st = state::<F, true>(f, addr)?;
     if j.flags() & F_TRIAL == 0 || st.has(L_DONE) || st.has(L_ROLLBACK) {
         return Err(Code::BadAction);
     }

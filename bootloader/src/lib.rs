@@ -18,6 +18,6 @@ pub mod loader;
 pub mod platform;
 pub mod report;
 
-pub use boot::{boot, Boot, Mem};
+pub use boot::{boot, power_on, Boot, Mem, EXTENSION, TIER1};
 pub use flash::SECTOR;
 pub use platform::Platform;

@@ -4,10 +4,11 @@
 //! Unlike eboot, nothing is started without a full check: a torn sector at 0x1000 or a
 //! half-written image is never mistaken for an app.
 
-use embedded_storage::nor_flash::ReadNorFlash;
+use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
 
-use crate::flash;
-use crate::image::{padded_len, segment_region, Region, Segment, CHECKSUM_SEED, MAGIC, MAX_SEGMENTS};
+use crate::copy::crc_flash;
+use crate::flash::{self, SECTOR};
+use crate::image::{padded_len, segment_region, Region, Segment, APP_OFFSET, CHECKSUM_SEED, EXT_IRAM_END, IRAM_END, MAGIC, MAX_SEGMENTS};
 use crate::report::Code;
 
 /// A bootable app: where it is and the 16 bytes that start it (image header + first
@@ -100,7 +101,7 @@ impl Walker {
             self.next = 8;
             return;
         }
-        let r = segment_region(s.addr, s.len);
+        let r = segment_region(s.addr, s.len, IRAM_END);
         if r == Region::Invalid {
             self.done = true;
             return;
@@ -157,6 +158,9 @@ pub fn walk<F: ReadNorFlash>(
     head: &[u32; 4],
     f: &mut dyn FnMut(Segment, u32) -> bool,
 ) -> Result<App, Code> {
+    // The app at 0x1000 loads below the extension's IRAM; anything else the bootloader
+    // loads is the extension image, which may use IRAM up to tier 1's window.
+    let iram_end = if offset == APP_OFFSET { IRAM_END } else { EXT_IRAM_END };
     let w = *head;
     if w[0] & 0xFF != MAGIC as u32 {
         return Err(Code::NoApp);
@@ -172,7 +176,7 @@ pub fn walk<F: ReadNorFlash>(
             flash::read_words(flash, pos, &mut hb)?;
         }
         let s = Segment { addr: hb[0], len: hb[1] };
-        let r = segment_region(s.addr, s.len);
+        let r = segment_region(s.addr, s.len, iram_end);
         if r == Region::Invalid {
             return Err(Code::NoApp);
         }
@@ -193,6 +197,21 @@ pub fn walk<F: ReadNorFlash>(
 pub fn app<F: ReadNorFlash>(flash: &mut F, offset: u32) -> Result<App, Code> {
     let h = head(flash, offset)?;
     walk(flash, offset, &h, &mut |_, _| true)
+}
+
+/// The extension image at `addr`, checked as tier 1 checks it before chain-loading it: not
+/// at 0x1000 or sector 0 (so it is never taken for the app), a sound header and segment
+/// table (IRAM in the extension's window), and CRC-32 `crc` over the image's bytes.
+/// `buf` is scratch for the CRC.
+pub fn extension<F: NorFlash>(flash: &mut F, buf: &mut [u8; SECTOR as usize], addr: u32, crc: u32) -> Result<App, Code> {
+    if addr < 2 * SECTOR || addr % SECTOR != 0 {
+        return Err(Code::ExtImage);
+    }
+    let ext = app(flash, addr).map_err(|_| Code::ExtImage)?;
+    match crc_flash(flash, buf, addr, addr + ext.len) {
+        Ok(c) if c == crc => Ok(ext),
+        _ => Err(Code::ExtImage),
+    }
 }
 
 /// Calls `f(segment, flash offset of its data)` for every segment the bootloader must

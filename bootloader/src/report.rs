@@ -62,6 +62,12 @@ pub enum Code {
     VerifyFail = 17,
     /// No valid app at 0x1000 and no journal to recover from.
     NoApp = 18,
+    /// The extension image a command or journal names is missing, malformed, placed where
+    /// the update needs the flash, or does not have its CRC.
+    ExtImage = 19,
+    /// An extension flag (trial, expected CRC) without `EXT_IMAGE`: tier 1 cannot carry it
+    /// out itself.
+    NeedsExtension = 20,
 }
 
 /// What this boot did.

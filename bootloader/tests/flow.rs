@@ -1,11 +1,11 @@
 //! The boot flow on a plain in-memory flash (no power cuts: the sweeps in tests/sim do
 //! those): every kind of update ends in the expected app, and rejections write nothing.
 
-use bootloader::command::{Command, EXT_CRC, EXT_TRIAL};
+use bootloader::command::{Command, ARG_EXT_ADDR, ARG_EXT_CRC, EXT_CRC, EXT_IMAGE, EXT_TRIAL};
 use bootloader::image::{padded_len, Header, Segment, CHECKSUM_SEED};
 use bootloader::journal;
 use bootloader::report::{Code, Event, Report};
-use bootloader::{boot, Boot, Mem, Platform};
+use bootloader::{power_on, Boot, Mem, Platform};
 use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash};
 
 struct Ram {
@@ -171,10 +171,47 @@ fn gz(img: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
+/// One power-on: tier 1, then the extension image when tier 1 chain-loads it.
 fn run(f: &mut Ram, rtc: &mut Rtc) -> (Boot, Option<Report>) {
+    run_ext(f, rtc).0
+}
+
+/// `run`, and the address of the extension image tier 1 chain-loaded, if it did.
+fn run_ext(f: &mut Ram, rtc: &mut Rtc) -> ((Boot, Option<Report>), Option<u32>) {
     let mut mem = Box::new(Mem::new());
-    let b = boot(f, rtc, &mut mem);
-    (b, Report::read(rtc))
+    let mut ext = None;
+    let b = power_on(f, rtc, &mut mem, &mut |a| ext = Some(a.offset));
+    ((b, Report::read(rtc)), ext)
+}
+
+/// An extension image as tier 1 sees one: an ESP8266 image loading into the extension's
+/// IRAM window and DRAM.
+fn ext_image() -> Vec<u8> {
+    let code: Vec<u8> = (0..6000u32).map(|i| (i * 31 % 253) as u8).collect();
+    let segs = [(0x4010_C000u32, code), (0x3FFF_2640, vec![7u8; 24])];
+    let mut img = Header { segments: 2, flash_mode: 2, size_freq: 0x40, entry: 0x4010_C010 }.to_bytes().to_vec();
+    let mut sum = CHECKSUM_SEED;
+    for (a, d) in &segs {
+        img.extend(Segment { addr: *a, len: d.len() as u32 }.to_bytes());
+        img.extend(d);
+        sum = d.iter().fold(sum, |s, b| s ^ b);
+    }
+    let end = padded_len(img.len() as u32) as usize;
+    img.resize(end, 0);
+    img[end - 1] = sum;
+    img
+}
+
+/// Stages the extension image where the updater does (below the journal sector, which is
+/// just below the staged update at `src`) and names it in `cmd`.
+fn with_ext(f: &mut Ram, src: u32, mut cmd: Command) -> Command {
+    let img = ext_image();
+    let at = src - 4096 - ((img.len() as u32 + 4095) & !4095);
+    f.b[at as usize..at as usize + img.len()].copy_from_slice(&img);
+    cmd.ext |= EXT_IMAGE;
+    cmd.args[ARG_EXT_ADDR] = at;
+    cmd.args[ARG_EXT_CRC] = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(&img);
+    cmd
 }
 
 fn warm(cmd: &Command) -> Rtc {
@@ -189,6 +226,7 @@ fn booted(f: &Ram, b: Boot) -> Vec<u8> {
             v
         }
         Boot::Halt(c) => panic!("halted: {c:?}"),
+        Boot::Extension(e) => panic!("power_on returned a chain-load: {e:?}"),
     }
 }
 
@@ -274,8 +312,10 @@ fn trial_confirm_and_rollback() {
         let src = stage(&mut f, &staged);
         let mut cmd = Command::copy(src, 0, staged.len() as u32);
         cmd.ext = EXT_TRIAL;
+        let cmd = with_ext(&mut f, src, cmd);
         let mut rtc = warm(&cmd);
-        let (b, rep) = run(&mut f, &mut rtc);
+        let ((b, rep), ext) = run_ext(&mut f, &mut rtc);
+        assert_eq!(ext, Some(cmd.args[ARG_EXT_ADDR]), "tier 1 chain-loaded the named extension image");
         let rep = rep.unwrap();
         assert_eq!(rep.event, Event::Trial as u32);
         assert_eq!(rep.trial_left, 2);
@@ -290,7 +330,8 @@ fn trial_confirm_and_rollback() {
             assert_eq!(rep.unwrap().event, Event::Nothing as u32);
         } else {
             for left in [1, 0] {
-                let (b, rep) = run(&mut f, &mut Rtc { w: [0; 32], cold: true });
+                let ((b, rep), ext) = run_ext(&mut f, &mut Rtc { w: [0; 32], cold: true });
+                assert_eq!(ext, Some(cmd.args[ARG_EXT_ADDR]), "every trial boot runs in the extension image");
                 assert_eq!(booted(&f, b), app_of(&new));
                 assert_eq!(rep.unwrap().trial_left, left);
             }
@@ -304,6 +345,12 @@ fn trial_confirm_and_rollback() {
     }
 }
 
+fn trial(src: u32, len: u32) -> Command {
+    let mut c = Command::copy(src, 0, len);
+    c.ext = EXT_TRIAL;
+    c
+}
+
 #[test]
 fn rejections_write_nothing() {
     let old = arduino_image(1, 60_000);
@@ -315,7 +362,27 @@ fn rejections_write_nothing() {
         (Box::new(|_, s| Command::copy(s, 0, CAP as u32)), Code::OutOfRange),
         (Box::new(|_, s| Command::copy(s, 0, staged.len() as u32 - 1)), Code::GzipTrailer),
         (Box::new(|f, s| { f.b[s as usize + 500] ^= 0x10; Command::copy(s, 0, staged.len() as u32) }), Code::GzipData),
-        (Box::new(|_, s| { let mut c = Command::copy(s, 0, staged.len() as u32); c.ext = EXT_CRC; c.args[5] = 1; c }), Code::CrcMismatch),
+        (Box::new(|f, s| { let mut c = Command::copy(s, 0, staged.len() as u32); c.ext = EXT_CRC; c.args[5] = 1; with_ext(f, s, c) }), Code::CrcMismatch),
+        // Tier 1 cannot carry out an extension itself.
+        (Box::new(|_, s| { let mut c = Command::copy(s, 0, staged.len() as u32); c.ext = EXT_TRIAL; c }), Code::NeedsExtension),
+        (Box::new(|_, s| { let mut c = Command::copy(s, 0, staged.len() as u32); c.ext = EXT_CRC; c }), Code::NeedsExtension),
+        // Unknown extension flags (0x004: sector-0 install, reserved).
+        (Box::new(|f, s| { let mut c = Command::copy(s, 0, staged.len() as u32); c.ext = 0x004; with_ext(f, s, c) }), Code::BadExtension),
+        // A missing, corrupt, misplaced or wrongly named extension image.
+        (Box::new(|_, s| { let mut c = Command::copy(s, 0, staged.len() as u32); c.ext = EXT_TRIAL | EXT_IMAGE; c.args[ARG_EXT_ADDR] = s - 0x8000; c }), Code::ExtImage),
+        (Box::new(|f, s| { let c = with_ext(f, s, trial(s, staged.len() as u32)); f.b[c.args[ARG_EXT_ADDR] as usize + 100] ^= 1; c }), Code::ExtImage),
+        (Box::new(|f, s| { let mut c = with_ext(f, s, trial(s, staged.len() as u32)); c.args[ARG_EXT_CRC] ^= 1; c }), Code::ExtImage),
+        (Box::new(|f, s| { let mut c = with_ext(f, s, trial(s, staged.len() as u32)); c.args[ARG_EXT_ADDR] += 4; c }), Code::ExtImage),
+        (Box::new(|f, s| { let mut c = with_ext(f, s, trial(s, staged.len() as u32)); c.args[ARG_EXT_ADDR] = 0x1000; c }), Code::ExtImage),
+        // Sound, but where the trial's backup of the old app goes: refused by the
+        // extension before its journal.
+        (Box::new(|f, s| {
+            let c = with_ext(f, s, trial(s, staged.len() as u32));
+            let img = ext_image();
+            let at = 0x20000u32;
+            f.b[at as usize..at as usize + img.len()].copy_from_slice(&img);
+            Command { args: { let mut a = c.args; a[ARG_EXT_ADDR] = at; a }, ..c }
+        }), Code::ExtImage),
         (Box::new(|_, _| Command::copy(0x2000, 0, staged.len() as u32)), Code::Overlap),
         (Box::new(|_, s| Command::copy(s, 0x3000, staged.len() as u32)), Code::Overlap),
         // A filesystem image reaching the EEPROM/RF/SDK sectors at the end of the chip.

@@ -148,12 +148,47 @@ pub fn out_dir() -> PathBuf {
     root().join("target").join("esp8266")
 }
 
-pub fn elf_path() -> PathBuf {
-    out_dir().join("bootloader.elf")
+/// The two builds of the bootloader crate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// Tier 1: the sector-0 image (at most `LIMIT` bytes).
+    Tier1,
+    /// The extension image (feature `ext`): every feature, linked at 0x4010C000, staged by
+    /// the updater and chain-loaded by tier 1.
+    Extension,
+}
+
+impl Variant {
+    /// File stem of everything this build writes in `out_dir()`.
+    pub fn stem(self) -> &'static str {
+        match self {
+            Variant::Tier1 => "bootloader",
+            Variant::Extension => "extension",
+        }
+    }
+    fn features(self) -> &'static str {
+        match self {
+            Variant::Tier1 => "device",
+            Variant::Extension => "device,ext",
+        }
+    }
+    fn script(self) -> PathBuf {
+        root().join("linker").join(format!("{}.ld", self.stem()))
+    }
 }
 
 pub fn bin_path() -> PathBuf {
     out_dir().join("bootloader.bin")
+}
+
+/// The extension image `cargo xtask build` writes.
+pub fn ext_bin_path() -> PathBuf {
+    out_dir().join("extension.bin")
+}
+
+/// The copy of the extension image the `updater` crate embeds (and stages).
+pub fn embedded_ext_path() -> PathBuf {
+    root().join("updater/extension.bin")
 }
 
 /// Profile settings for the device only, given on the command line so the workspace's
@@ -199,7 +234,7 @@ const HOST_ENV: &[&str] = &[
 ];
 
 /// Compiles the crate to one assembly file (fat LTO: the whole program, `core` included).
-fn compile_asm(asm: &Path) -> Result<(), String> {
+fn compile_asm(asm: &Path, variant: Variant) -> Result<(), String> {
     let root = root();
     let cargo_dir = out_dir().join("cargo");
     let mut cmd = Command::new(DEVICE_CARGO);
@@ -210,7 +245,7 @@ fn compile_asm(asm: &Path) -> Result<(), String> {
         .env("RUSTC_BOOTSTRAP", "1")
         .env("CARGO_TARGET_DIR", &cargo_dir)
         .args(["rustc", "--release", "--quiet", "-p", "bootloader", "--bin", "bootloader"])
-        .args(["--features", "device", "-Zbuild-std=core", "-Zjson-target-spec"])
+        .args(["--features", variant.features(), "-Zbuild-std=core", "-Zjson-target-spec"])
         .arg("--target")
         .arg(root.join("linker/esp8266.json"));
     for p in PROFILE {
@@ -267,7 +302,11 @@ impl Built {
 
 fn link(script: &Path, elf: &Path, objs: &[&Path]) -> Result<(), String> {
     let mut cmd = Command::new(LD);
-    cmd.arg("-T")
+    // Both scripts INCLUDE the shared sections.ld, found through -L (given first: ld reads
+    // a script where it meets -T).
+    cmd.arg("-L")
+        .arg(root().join("linker"))
+        .arg("-T")
         .arg(script)
         .arg("-T")
         .arg(root().join("linker/rom.ld"))
@@ -305,12 +344,18 @@ fn measuring_script() -> Result<PathBuf, String> {
 /// (with its ELF) so `size` can show where the bytes go; bootloader.bin is written only
 /// for an image that fits.
 pub fn build_measured() -> Result<Built, String> {
+    build_variant(Variant::Tier1)
+}
+
+/// Compiles, assembles, links and converts one variant (see `build_measured`).
+pub fn build_variant(variant: Variant) -> Result<Built, String> {
     ensure_toolchain()?;
     let root = root();
     let out = out_dir();
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let asm = out.join("bootloader.s");
-    compile_asm(&asm)?;
+    let stem = variant.stem();
+    let asm = out.join(format!("{stem}.s"));
+    compile_asm(&asm, variant)?;
 
     // Our functions, the compiler's and entry.S's, are the targets `call0` may reach.
     let entry_s = root.join("bootloader/src/device/entry.S");
@@ -326,25 +371,28 @@ pub fn build_measured() -> Result<Built, String> {
     let (framed, slots) = frame::slots(&shrunk.text).map_err(|e| format!("{}: {e}", asm.display()))?;
     let (inlined, consts) = consts::inline(&framed).map_err(|e| format!("{}: {e}", asm.display()))?;
     let (text, unaligned) = align::unalign(&inlined, &entry_text).map_err(|e| format!("{}: {e}", asm.display()))?;
-    let direct_s = out.join("bootloader.direct.s");
+    let direct_s = out.join(format!("{stem}.direct.s"));
     std::fs::write(&direct_s, &text).map_err(|e| format!("{}: {e}", direct_s.display()))?;
 
-    let main_o = out.join("bootloader.o");
-    let entry_o = out.join("entry.o");
+    let main_o = out.join(format!("{stem}.o"));
+    let entry_o = out.join(format!("{stem}-entry.o"));
     run(Command::new(AS).args(AS_FLAGS).arg("-o").arg(&main_o).arg(&direct_s))?;
     run(Command::new(AS).args(AS_FLAGS).arg("-o").arg(&entry_o).arg(&entry_s))?;
     let objs = [entry_o.as_path(), main_o.as_path()];
 
-    let bin = bin_path();
+    let bin = out.join(format!("{stem}.bin"));
     // Never leave an older image behind to be flashed by mistake.
     let _ = std::fs::remove_file(&bin);
-    let mut elf = elf_path();
+    let mut elf = out.join(format!("{stem}.elf"));
     let _ = std::fs::remove_file(&elf);
-    if let Err(e) = link(&root.join("linker/bootloader.ld"), &elf, &objs) {
+    let linked = link(&variant.script(), &elf, &objs);
+    if let (Err(e), Variant::Tier1) = (&linked, variant) {
         // Overflowing the IRAM window is the one failure worth measuring.
         elf = out.join("oversize.elf");
-        link(&measuring_script()?, &elf, &objs).map_err(|_| e)?;
+        link(&measuring_script()?, &elf, &objs).map_err(|_| e.clone())?;
         eprintln!("build: .text does not fit its 4 KiB IRAM window; measured in {}", elf.display());
+    } else {
+        linked?;
     }
 
     let elf_bytes = std::fs::read(&elf).map_err(|e| format!("{}: {e}", elf.display()))?;
@@ -358,8 +406,28 @@ pub fn build_measured() -> Result<Built, String> {
         peephole: [shrunk.stack, shrunk.masks, shrunk.loads, shrunk.saves, slots, consts, unaligned],
         stubbed,
     };
-    if built.fits() {
+    // The extension image has no size limit but its IRAM window (checked by the link).
+    if built.fits() || variant == Variant::Extension {
         tools::write_atomic(&bin, &built.image).map_err(|e| e.to_string())?;
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o644));
+    }
+    Ok(built)
+}
+
+/// Builds the extension image (target/esp8266/extension.bin) and says whether the copy the
+/// updater embeds is this one.
+pub fn build_extension() -> Result<Built, String> {
+    let built = build_variant(Variant::Extension)?;
+    let embedded = std::fs::read(embedded_ext_path()).unwrap_or_default();
+    if embedded != built.image {
+        eprintln!(
+            "build: {} differs from the extension image just built; the updater stages the embedded copy: \
+             cp {} {}",
+            embedded_ext_path().display(),
+            ext_bin_path().display(),
+            embedded_ext_path().display()
+        );
     }
     Ok(built)
 }
@@ -371,9 +439,12 @@ fn over_limit(len: usize) -> String {
     )
 }
 
-/// Builds target/esp8266/bootloader.elf and bootloader.bin; returns the .bin path.
-/// Fails when the image exceeds 4096 bytes.
+/// Builds target/esp8266/bootloader.elf and bootloader.bin (tier 1), and extension.elf and
+/// extension.bin; returns tier 1's .bin path. Fails when tier 1 exceeds 4096 bytes (the
+/// extension image is built first, so it exists either way).
 pub fn build() -> Result<PathBuf, String> {
+    let ext = build_extension()?;
+    println!("build: {} ({} bytes, extension image)", ext_bin_path().display(), ext.image.len());
     let built = build_measured()?;
     if !built.fits() {
         return Err(over_limit(built.image.len()));
@@ -431,9 +502,11 @@ fn memory_name(addr: u32) -> &'static str {
 
 /// `cargo xtask size`: the image size against the limit, then where the bytes go.
 pub fn size() -> Result<(), String> {
+    let ext = build_extension()?;
     let built = build_measured()?;
     let image = &built.image;
     println!("bootloader image: {} bytes (limit {LIMIT})", image.len());
+    println!("extension image: {} bytes (IRAM window 12288 bytes; staged beside the update)", ext.image.len());
 
     let parsed = tools::image::parse_image(image).map_err(|e| e.to_string())?;
     let data: u32 = parsed.segments.iter().map(|s| s.len).sum();

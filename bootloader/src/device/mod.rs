@@ -10,6 +10,9 @@ use core::ptr::addr_of_mut;
 
 use bootloader::{loader, report::Code, Boot, Mem};
 
+/// Which build this is: tier 1 (sector 0) or, with the `ext` feature, the extension image.
+const EXT: bool = cfg!(feature = "ext");
+
 use flash::RomFlash;
 use platform::Device;
 
@@ -34,11 +37,13 @@ pub extern "C" fn eboot_rs_main() -> ! {
     unsafe { rom::ets_wdt_disable() };
     // SAFETY: the only reference ever made to BOOT_MEM.
     let mem = unsafe { &mut *addr_of_mut!(BOOT_MEM) };
-    let next = bootloader::boot(&mut flash, &mut device, mem);
+    let next = bootloader::boot::<_, _, EXT>(&mut flash, &mut device, mem);
     // SAFETY: as above.
     unsafe { rom::ets_wdt_enable(4, 12, 12) };
     let code = match next {
-        Boot::App(app) => {
+        // Tier 1 loads the extension image exactly as it loads an app (the loader gives
+        // the extension its own IRAM window, below tier 1's).
+        Boot::App(app) | Boot::Extension(app) => {
             // Straight from flash to the load address, like eboot. From the first
             // segment on, our own DRAM (BOOT_MEM, constants) may be overwritten: only
             // code, literals (IRAM) and the stack are used until the jump.

@@ -142,6 +142,15 @@ fn image_of(h: Header, segs: impl IntoIterator<Item = (u32, Vec<u8>)>) -> Vec<u8
     img
 }
 
+/// An extension image as tier 1 sees one (what `cargo xtask build` makes as
+/// extension.bin): code in the extension's IRAM window (0x4010C000..0x4010F000) and a
+/// little DRAM data.
+pub fn ext_image() -> Vec<u8> {
+    let mut rng = Rng::new(0xE87);
+    let h = Header { segments: 2, flash_mode: 2, size_freq: 0, entry: 0x4010_C1F4 };
+    image_of(h, [(image::IRAM_END, code(&mut rng, 6200)), (0x3FFF_2640, files(&mut rng, 24))])
+}
+
 /// The stock eboot image elf2bin puts in the file's first 4 KiB: 0xE9 header, two
 /// segments (.text in IRAM 0x4010F000, .rodata), padded to 4096 with 0xAA.
 pub fn stock_eboot(size_code: u8) -> Vec<u8> {

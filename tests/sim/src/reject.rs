@@ -9,10 +9,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use bootloader::command::{Command, EXT_CRC, EXT_KNOWN, EXT_SECTOR0, WORDS};
+use bootloader::command::{Command, ARG_EXT_ADDR, ARG_EXT_CRC, EXT_CRC, EXT_IMAGE, EXT_KNOWN, EXT_SECTOR0, EXT_TRIAL, WORDS};
 use bootloader::image::APP_OFFSET;
 use bootloader::report::{Event, Report};
-use bootloader::{boot, Boot, Mem};
+use bootloader::{power_on, Boot, Mem};
 use crc::{Crc, CRC_32_ISO_HDLC};
 
 use crate::flash::Flash;
@@ -33,6 +33,8 @@ pub struct Mutant {
     pub cmd: [u32; WORDS],
     /// Destination range that must see no erase or program.
     pub dest: (u64, u64),
+    /// An extension image (bytes, address) staged too, as the updater does.
+    pub ext: Option<(Vec<u8>, usize)>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -130,7 +132,7 @@ pub fn mutants(bases: &[Scenario], seed: u64, scale: usize) -> Vec<Mutant> {
         let dest = (dst as u64, (dst + roundup4k(out_len.max(APP_OFFSET as usize + b.old_app.len()))) as u64);
         let staged_at = |len: usize| l.fs_start - roundup4k(len);
         let push = |v: &mut Vec<Mutant>, class, staged: Vec<u8>, at: usize, cmd: Command, dest| {
-            v.push(Mutant { class, base: bi, staged, at, cmd: cmd.encode(), dest });
+            v.push(Mutant { class, base: bi, staged, at, cmd: cmd.encode(), dest, ext: None });
         };
         let st = &b.staged;
         let n = st.len();
@@ -150,8 +152,17 @@ pub fn mutants(bases: &[Scenario], seed: u64, scale: usize) -> Vec<Mutant> {
             // Bit flips in the deflate data: caught by the data checks or CRC-32/ISIZE.
             for _ in 0..(if bi == 0 { 250 } else { 110 }) * scale {
                 let mut m = st.clone();
-                let i = rng.range(h as u64, (n - 8) as u64) as usize;
-                m[i] ^= 1 << rng.below(8);
+                // A flip in the padding bits after the final block's end code changes
+                // nothing (every decoder ignores them): pick again until a reference
+                // decoder sees a different stream.
+                loop {
+                    m.copy_from_slice(st);
+                    let i = rng.range(h as u64, (n - 8) as u64) as usize;
+                    m[i] ^= 1 << rng.below(8);
+                    if !same_output(st, &m) {
+                        break;
+                    }
+                }
                 push(&mut v, "gzip-data-flip", m, staged_at(n), cmd_words(staged_at(n), dst, n, &mut rng), dest);
             }
             // Every trailer byte, a random bit each, twice.
@@ -302,18 +313,75 @@ pub fn mutants(bases: &[Scenario], seed: u64, scale: usize) -> Vec<Mutant> {
             b.new_fs.clone()
         };
         let good = [ISO_HDLC.checksum(&payload), ISO_HDLC.checksum(&payload[payload.len().min(4096)..])];
-        for bit in [0u32, 7, 31] {
-            let mut c = cmd_words(src, dst, n, &mut rng);
-            c.ext = EXT_CRC;
-            c.args[5] = good[0] ^ (1 << bit);
-            if good.contains(&c.args[5]) {
-                continue;
-            }
-            cmds.push(("crc-mismatch", c, dest));
-        }
         for (class, c, d) in cmds {
             // The valid image stays staged where the base put it.
             push(&mut v, class, st.clone(), src, c, d);
+        }
+
+        // Extended commands. The extension image goes where the updater stages it: just
+        // below the journal sector, which is just below the staged update.
+        let ext = gen::ext_image();
+        let ext_at = src - 4096 - roundup4k(ext.len());
+        let ext_crc = ISO_HDLC.checksum(&ext);
+        let named = |c: &mut Command, flags: u32| {
+            c.ext = flags | EXT_IMAGE;
+            c.args[ARG_EXT_ADDR] = ext_at as u32;
+            c.args[ARG_EXT_CRC] = ext_crc;
+        };
+        let sketch = b.kind.target == Target::Sketch;
+        let trial = if sketch { EXT_TRIAL } else { 0 };
+        let mut with_ext: Vec<(&'static str, Command, Vec<u8>)> = Vec::new();
+        // The expected-CRC extension, carried out by the extension image: a CRC that
+        // matches neither the whole output nor the app part.
+        for bit in [0u32, 7, 31] {
+            let mut c = cmd_words(src, dst, n, &mut rng);
+            named(&mut c, EXT_CRC | trial);
+            c.args[5] = good[0] ^ (1 << bit);
+            if !good.contains(&c.args[5]) {
+                with_ext.push(("crc-mismatch-ext", c, ext.clone()));
+            }
+        }
+        // Tier 1 refuses what it cannot carry out without an extension image.
+        for flags in [EXT_TRIAL, EXT_CRC, EXT_TRIAL | EXT_CRC] {
+            let mut c = cmd_words(src, dst, n, &mut rng);
+            c.ext = flags;
+            cmds_push(&mut v, bi, "needs-extension", st.clone(), src, c, dest);
+        }
+        // The named extension image is missing: erased flash, or leftovers of old updates.
+        for fill in [0xFFu8, 0x00] {
+            let mut c = cmd_words(src, dst, n, &mut rng);
+            named(&mut c, trial | EXT_CRC);
+            c.args[5] = good[0];
+            with_ext.push(("ext-missing", c, vec![fill; ext.len()]));
+        }
+        // A corrupted extension image: flips in its code, its segment table or header,
+        // or its last byte; each is caught by its CRC (the table ones by the walk, too).
+        for _ in 0..(4 * scale).max(4) {
+            let mut img = ext.clone();
+            let i = rng.below(img.len() as u64) as usize;
+            img[i] ^= 1 << rng.below(8);
+            let mut c = cmd_words(src, dst, n, &mut rng);
+            named(&mut c, trial | EXT_CRC);
+            c.args[5] = good[0];
+            with_ext.push(("ext-corrupt", c, img));
+        }
+        // A sound image, but the command names it wrongly: CRC, address off by a word, a
+        // truncated copy.
+        {
+            let mut c = cmd_words(src, dst, n, &mut rng);
+            named(&mut c, trial);
+            c.args[ARG_EXT_CRC] ^= 0x8000_0000;
+            with_ext.push(("ext-crc-wrong", c, ext.clone()));
+            let mut c = cmd_words(src, dst, n, &mut rng);
+            named(&mut c, trial);
+            c.args[ARG_EXT_ADDR] += 4;
+            with_ext.push(("ext-misnamed", c, ext.clone()));
+            let mut c = cmd_words(src, dst, n, &mut rng);
+            named(&mut c, trial);
+            with_ext.push(("ext-truncated", c, ext[..ext.len() / 2].to_vec()));
+        }
+        for (class, c, img) in with_ext {
+            v.push(Mutant { class, base: bi, staged: st.clone(), at: src, cmd: c.encode(), dest, ext: Some((img, ext_at)) });
         }
         if b.kind.target == Target::Fs {
             // Source just below the destination: writing FS_start destroys unread source.
@@ -336,6 +404,20 @@ pub fn mutants(bases: &[Scenario], seed: u64, scale: usize) -> Vec<Mutant> {
     v
 }
 
+/// Whether gzip `b` decodes (by flate2, a reference decoder) to exactly what `a` does.
+fn same_output(a: &[u8], b: &[u8]) -> bool {
+    use std::io::Read;
+    let decode = |x: &[u8]| {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(x).read_to_end(&mut out).ok().map(|_| out)
+    };
+    matches!((decode(a), decode(b)), (Some(x), Some(y)) if x == y)
+}
+
+fn cmds_push(v: &mut Vec<Mutant>, base: usize, class: &'static str, staged: Vec<u8>, at: usize, cmd: Command, dest: (u64, u64)) {
+    v.push(Mutant { class, base, staged, at, cmd: cmd.encode(), dest, ext: None });
+}
+
 /// Runs one mutant: one warm boot with the command. Returns (refused, wrote dest, wrote
 /// anywhere, old app boots, flash errors, description).
 fn run_one(flash: &mut Flash, mem: &mut Mem, bases: &[Scenario], m: &Mutant, seed: u64) -> (bool, bool, bool, bool, bool, String) {
@@ -350,12 +432,16 @@ fn run_one(flash: &mut Flash, mem: &mut Mem, bases: &[Scenario], m: &Mutant, see
         d[m.at..end].fill(0xFF);
         let n = m.staged.len().min(end - m.at);
         d[m.at..m.at + n].copy_from_slice(&m.staged[..n]);
+        if let Some((img, at)) = &m.ext {
+            d[*at..at + roundup4k(img.len())].fill(0xFF);
+            d[*at..at + img.len()].copy_from_slice(img);
+        }
     }
     let mut rng = Rng::new(seed);
     let mut rtc = Rtc::cold(&mut rng);
     rtc.write_words(&m.cmd);
     rtc.soft_reset();
-    let r = boot(flash, &mut rtc, mem);
+    let r = power_on(flash, &mut rtc, mem, &mut |_| {});
     let rep = Report::read(&rtc);
     let refused = matches!(rep, Some(Report { event, code, .. }) if event == Event::Rejected as u32 && code != 0);
     let wrote_dest = flash.touched(m.dest.0, m.dest.1);
@@ -369,7 +455,7 @@ fn run_one(flash: &mut Flash, mem: &mut Mem, bases: &[Scenario], m: &Mutant, see
                 && flash.data()[a..a + b.old_app.len()] == b.old_app[..]
                 && flash.data()[..4096] == scenario::our_sector0()[..]
         }
-        Boot::Halt(_) => false,
+        Boot::Halt(_) | Boot::Extension(_) => false,
     };
     let errs = flash.stats().caller_errors() > 0;
     let desc = format!("{} on {}/{} (staged starts {:02x?}, cmd {:x?}): boot {:?}, report {:?}", m.class, b.name, b.layout.name, &m.staged[..4.min(m.staged.len())], &m.cmd[..5], r, rep);

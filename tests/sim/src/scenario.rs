@@ -1,11 +1,11 @@
 //! Update scenarios on the Arduino flash layouts, and the run model: a script of power-ons
 //! with the app's behaviour in between, checked after every boot.
 
-use bootloader::command::{Command, EXT_TRIAL, WORDS};
+use bootloader::command::{Command, ARG_EXT_ADDR, ARG_EXT_CRC, EXT_IMAGE, EXT_TRIAL, WORDS};
 use bootloader::image::APP_OFFSET;
 use bootloader::loader::{for_each_load, App};
 use bootloader::report::{Event, Report};
-use bootloader::{boot, Boot, Mem};
+use bootloader::{power_on, Boot, Mem};
 
 use crate::flash::{Cut, Flash, Stats};
 use crate::gen::{self, roundup4k, AppSpec};
@@ -116,6 +116,8 @@ pub struct Scenario {
     /// Old FS = the whole FS region; new FS (FS scenarios) = the image copied to FS_start.
     pub old_fs: Vec<u8>,
     pub new_fs: Vec<u8>,
+    /// Trial scenarios: the extension image the command names, and where it is staged.
+    pub ext: Option<(usize, Vec<u8>)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,10 +182,20 @@ pub fn build(layout: Layout, kind: Kind, size: Size) -> Scenario {
     for w in &mut cmd.args[3..] {
         *w = rng.next_u32();
     }
+    let mut ext = None;
     if kind.trial != Trial::No {
-        cmd.ext = EXT_TRIAL;
+        // What the updater does: the extension image goes just below the journal sector
+        // (which is just below the staged update), and the command names it.
+        let img = gen::ext_image();
+        let at = src - 4096 - roundup4k(img.len());
+        base[at..at + roundup4k(img.len())].fill(0xFF);
+        base[at..at + img.len()].copy_from_slice(&img);
+        cmd.ext = EXT_TRIAL | EXT_IMAGE;
         cmd.args[3] = 0; // backup: bootloader picks free space
         cmd.args[4] = 0; // default number of unconfirmed boots
+        cmd.args[ARG_EXT_ADDR] = at as u32;
+        cmd.args[ARG_EXT_CRC] = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(&img);
+        ext = Some((at, img));
     }
     let suffix = if size == Size::Small { "-small" } else { "" };
     Scenario {
@@ -199,6 +211,7 @@ pub fn build(layout: Layout, kind: Kind, size: Size) -> Scenario {
         new_app,
         old_fs,
         new_fs,
+        ext,
     }
 }
 
@@ -244,6 +257,8 @@ pub struct Outcome {
     pub flash_errors: u64,
     /// Report event of every completed boot, in order.
     pub events: Vec<u32>,
+    /// Power-ons on which tier 1 chain-loaded the extension image.
+    pub ext_boots: u32,
     /// Boots after which the app soft-reset (boundary cut candidates).
     pub resets: Vec<u32>,
     /// Flash figures of the whole run.
@@ -307,7 +322,21 @@ impl Runner {
         for n in 0..max_boots {
             self.flash.power_on();
             let cold = rtc.is_cold();
-            let r = boot(&mut self.flash, &mut rtc, &mut self.mem);
+            // Tier 1, then the extension image if tier 1 chain-loads it: it must be the one
+            // staged, byte-exact, as the device would load it.
+            let mut chained = None;
+            let r = power_on(&mut self.flash, &mut rtc, &mut self.mem, &mut |e| chained = Some(*e));
+            if let Some(e) = chained {
+                let f = self.flash.data();
+                let ok = match &sc.ext {
+                    Some((at, img)) => e.offset as usize == *at && e.len as usize == img.len() && f[*at..*at + img.len()] == img[..],
+                    None => false,
+                };
+                if !ok {
+                    return Err(format!("boot {n}: tier 1 chain-loaded {e:x?}, not the staged extension image"));
+                }
+                o.ext_boots += 1;
+            }
             o.boots += 1;
             if verbose {
                 o.log += &format!(
@@ -325,6 +354,7 @@ impl Runner {
             let app = match r {
                 Boot::App(a) => a,
                 Boot::Halt(c) => return Err(format!("boot {n}: Halt({c:?}) without a cut")),
+                Boot::Extension(e) => return Err(format!("boot {n}: power_on returned a chain-load {e:x?}")),
             };
             let state = self.check_boot(sc, &app).map_err(|e| {
                 o.mixed += e.1 as u32;
@@ -393,6 +423,11 @@ impl Runner {
         let eep = sc.layout.eeprom();
         if f[eep..] != sc.base[eep..] {
             return Err(("EEPROM/RF/SDK sectors changed".into(), true));
+        }
+        if let Some((at, img)) = &sc.ext {
+            if f[*at..*at + img.len()] != img[..] {
+                return Err(("the staged extension image changed".into(), true));
+            }
         }
         let a = APP_OFFSET as usize;
         let stored = &f[a..a + 16];
@@ -469,6 +504,11 @@ impl Runner {
             }
             if sc.kind.trial == Trial::Rollback && !o.events.contains(&(Event::RolledBack as u32)) {
                 return Err(format!("clean run: no RolledBack event in {:?}", o.events));
+            }
+            // Every boot of a trial update runs in the extension image until the journal
+            // is done: the update, each trial boot, the confirmation or the rollback.
+            if sc.kind.trial != Trial::No && o.ext_boots < 2 {
+                return Err(format!("clean run: the extension image ran on {} boots", o.ext_boots));
             }
         }
         Ok(())
