@@ -196,6 +196,16 @@ pub fn search<F: ReadNorFlash>(f: &mut F) -> (u32, u32) {
     (best, seq)
 }
 
+/// Whether the newest journal is a trial update not yet ended (neither made permanent nor
+/// rolled back): its backup of the old app and its extension image lie in free flash that
+/// a new update would stage over, so nothing may be staged until it ends.
+pub fn trial_pending<F: ReadNorFlash>(f: &mut F) -> bool {
+    let a = search(f).0;
+    a != 0
+        && Journal::read(f, a).is_some_and(|j| j.flags() & F_TRIAL != 0)
+        && state::<F, true>(f, a).is_ok_and(|s| !s.has(L_DONE))
+}
+
 /// Marks the trial of the update journaled at `addr` as confirmed: the next boot makes
 /// the new app permanent. This is what an app does (through `updater`) once it works.
 pub fn confirm<F: NorFlash>(f: &mut F, addr: u32) -> Result<(), Code> {

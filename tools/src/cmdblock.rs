@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use bootloader::command::{
     block_crc, from_bytes, to_bytes, Command, ACTION_COPY_RAW, ACTION_LOAD_APP, EXT_CRC, EXT_KNOWN,
-    EXT_TRIAL, MAGIC, MAGIC_MASK, WORDS,
+    EXT_IMAGE, EXT_TRIAL, MAGIC, MAGIC_MASK, WORDS,
 };
 use serde::Serialize;
 
@@ -80,6 +80,7 @@ pub fn report(bytes: &[u8; BLOCK_LEN]) -> CommandReport {
     for (bit, name) in [
         (EXT_TRIAL, "trial"),
         (EXT_CRC, "crc"),
+        (EXT_IMAGE, "extension"),
     ] {
         if ext & bit != 0 {
             extensions.push(name.to_string());

@@ -72,6 +72,8 @@ pub enum Report {
         image: ImageReport,
         trailing: usize,
         fits: Option<Plan>,
+        /// An extension image: the CRC-32 (ISO-HDLC) a command names it with.
+        extension_crc: Option<u32>,
     },
     Gzip {
         len: usize,
@@ -246,6 +248,16 @@ fn inspect_depth(b: &[u8], opts: &Options, depth: u32) -> Result<Report> {
     Ok(unknown(b, &why))
 }
 
+/// The eboot-rs extension image: every loaded segment in DRAM or the extension's IRAM
+/// window, with code there and the entry in it.
+pub fn is_extension(img: &ParsedImage) -> bool {
+    use bootloader::image::{segment_region, Region, EXT_IRAM_END};
+    let entry = img.header.entry;
+    (IRAM_END..EXT_IRAM_END).contains(&entry)
+        && img.segments.iter().all(|s| segment_region(s.addr, s.len, EXT_IRAM_END) != Region::Invalid)
+        && img.segments.iter().any(|s| s.addr >= IRAM_END && s.addr < EXT_IRAM_END)
+}
+
 fn unknown(b: &[u8], reason: &str) -> Report {
     Report::Unknown {
         len: b.len(),
@@ -260,8 +272,11 @@ fn image_file(b: &[u8], opts: &Options) -> Result<Report> {
         && first.len + 8 <= BOOTLOADER_SLOT
         && b[BOOTLOADER_SLOT] == bootloader::image::MAGIC;
     if !is_flash {
-        // A bootloader runs from IRAM above the app's range; an app enters below it.
-        let role = if first.header.entry >= IRAM_END && first.len <= BOOTLOADER_SLOT {
+        // A bootloader runs from IRAM above the app's range; an app enters below it; the
+        // eboot-rs extension image enters between the two (0x4010C000..0x4010F000).
+        let role = if is_extension(&first) {
+            "extension"
+        } else if first.header.entry >= IRAM_END && first.len <= BOOTLOADER_SLOT {
             "bootloader"
         } else {
             "app"
@@ -274,6 +289,7 @@ fn image_file(b: &[u8], opts: &Options) -> Result<Report> {
             image: image_report(&first, 0, role == "bootloader"),
             trailing: if bl_slot { 0 } else { trailing },
             fits: if role == "app" { fits(b.len()) } else { None },
+            extension_crc: (role == "extension").then(|| bootloader::crc::gzip(0, &b[..first.len])),
         });
     }
     let boot = image_report(&first, 0, true);
@@ -434,8 +450,18 @@ fn render_into(out: &mut String, r: &Report) {
             image,
             trailing,
             fits,
+            extension_crc,
         } => {
             let _ = writeln!(out, "ESP8266 {role} image, file {len} bytes");
+            if let Some(crc) = extension_crc {
+                let _ = writeln!(
+                    out,
+                    "eboot-rs extension image (target/esp8266/extension.bin): the sector-0 bootloader chain-loads it \
+                     to carry out trial updates and expected CRCs. Stage it below the update's journal sector and \
+                     name it in the command (otatool command --extension; the updater crate's stage_extension); \
+                     CRC-32 0x{crc:08X}"
+                );
+            }
             render_image(out, "image", image);
             if *trailing > 0 {
                 let _ = writeln!(out, "note: {trailing} bytes after the image");

@@ -4,7 +4,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use tools::command::{Command, ACTION_LOAD_APP, EXT_CRC, EXT_TRIAL};
+use tools::command::{Command, ACTION_LOAD_APP, ARG_EXT_ADDR, ARG_EXT_CRC, EXT_CRC, EXT_IMAGE, EXT_TRIAL};
 use tools::image::{FlashFreq, FlashMode, FlashParams, FlashSize};
 use tools::{cmdblock, gzip, image, info, layout, read_file, sign, write_atomic, Error, Result};
 
@@ -260,6 +260,14 @@ struct CommandArgs {
     /// Extended: expected CRC-32 (gzip's) of the copied output (args[5]).
     #[arg(long, value_parser = parse_num)]
     crc: Option<u32>,
+    /// Extended: the extension image that carries out --trial/--crc (extension.bin from
+    /// `cargo xtask build`): named in args[6] (address) and args[7] (its CRC-32).
+    #[arg(long)]
+    extension: Option<PathBuf>,
+    /// Where that extension image is staged (args[6]); default: where the updater stages
+    /// it, just below the journal sector, which is just below --src.
+    #[arg(long, value_parser = parse_num, requires = "extension")]
+    extension_at: Option<u32>,
     #[arg(long, value_enum, default_value = "bin")]
     format: BlockFormat,
     /// Output file (hex goes to standard output without it).
@@ -498,6 +506,35 @@ fn cmd_command(a: CommandArgs) -> Result<()> {
     if let Some(c) = a.crc {
         cmd.ext |= EXT_CRC;
         cmd.args[5] = c;
+    }
+    if let Some(p) = &a.extension {
+        let img = read_file(p)?;
+        let parsed = image::parse_image(&img).map_err(|e| with_path(p, e))?;
+        if !info::is_extension(&parsed) {
+            return Err(Error::invalid(format!(
+                "{}: not an eboot-rs extension image (it must load into IRAM 0x4010C000..0x4010F000 and enter there)",
+                p.display()
+            )));
+        }
+        let body = &img[..parsed.len];
+        let at = match a.extension_at {
+            Some(at) => at,
+            None => a
+                .src
+                .checked_sub(4096 + (body.len() as u32).next_multiple_of(4096))
+                .ok_or_else(|| Error::invalid("--src too low to stage the extension image below its journal sector"))?,
+        };
+        if at % 4096 != 0 || at < 0x2000 {
+            return Err(Error::invalid(format!("--extension-at 0x{at:X}: must be a sector start above 0x2000")));
+        }
+        cmd.ext |= EXT_IMAGE;
+        cmd.args[ARG_EXT_ADDR] = at;
+        cmd.args[ARG_EXT_CRC] = bootloader::crc::gzip(0, body);
+    } else if cmd.ext != 0 {
+        return Err(Error::invalid(
+            "--trial and --crc are carried out by the extension image: name it with --extension \
+             (the sector-0 bootloader refuses them without one, code NeedsExtension)",
+        ));
     }
     let block = cmdblock::encode(&cmd);
     match (a.format, &a.out) {

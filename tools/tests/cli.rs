@@ -498,6 +498,13 @@ fn command_block_roundtrips_through_info() {
     assert_eq!(info["kind"], "command");
     assert_eq!(info["valid"], true);
     assert_eq!(info["src"], 0x100000);
+    // Extensions need the extension image that carries them out.
+    fails_with(
+        ota(&["command", "--trial", "--src", "0x80000", "--len", "1000"]),
+        "--extension",
+    );
+    let ext = d.path().join("extension.bin");
+    std::fs::write(&ext, updater_extension()).unwrap();
     let hex = ok(ota(&[
         "command",
         "--trial",
@@ -507,6 +514,8 @@ fn command_block_roundtrips_through_info() {
         "0x80000",
         "--len",
         "1000",
+        "--extension",
+        p(&ext),
         "--format",
         "hex",
     ]));
@@ -514,9 +523,33 @@ fn command_block_roundtrips_through_info() {
     let hex_file = d.path().join("cmd.hex");
     std::fs::write(&hex_file, &hex).unwrap();
     let info = info_json(&hex_file);
-    assert_eq!(info["magic"], 0xEB00_1003u32);
-    assert_eq!(info["extensions"], serde_json::json!(["trial", "crc"]));
+    assert_eq!(info["magic"], 0xEB00_100Bu32);
+    assert_eq!(info["extensions"], serde_json::json!(["trial", "crc", "extension"]));
     assert_eq!(info["args"][5], 0xDEAD_BEEFu32);
+    // Staged where the updater puts it: below the journal sector below --src.
+    let at = 0x80000 - 4096 - (updater_extension().len() as u64).next_multiple_of(4096);
+    assert_eq!(info["args"][6], at);
+    assert_eq!(info["args"][7], bootloader::crc::gzip(0, &updater_extension()));
+    // Something that is not an extension image is refused.
+    fails_with(
+        ota(&["command", "--trial", "--src", "0x80000", "--len", "1000", "--extension", p(&bin)]),
+        p(&bin),
+    );
+}
+
+/// The extension image the updater embeds (what `cargo xtask build` makes).
+fn updater_extension() -> Vec<u8> {
+    std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../updater/extension.bin")).unwrap()
+}
+
+#[test]
+fn info_recognises_the_extension_image() {
+    let d = tempfile::tempdir().unwrap();
+    let ext = d.path().join("extension.bin");
+    std::fs::write(&ext, updater_extension()).unwrap();
+    let out = ok(ota(&["info", p(&ext)]));
+    assert!(out.contains("ESP8266 extension image"), "{out}");
+    assert!(out.contains(&format!("CRC-32 0x{:08X}", bootloader::crc::gzip(0, &updater_extension()))), "{out}");
 }
 
 #[test]

@@ -13,6 +13,16 @@ pub enum UpdaterError {
     /// or not, until the next boot). Its journal and backup live in the free space, so
     /// nothing may be staged there now.
     UpdateInProgress,
+    /// A trial update has not ended yet (the app has not confirmed and rebooted, or the
+    /// bootloader has not rolled back): its backup of the old sketch and its extension
+    /// image lie in the free flash an update is staged in, so nothing may be staged now.
+    TrialPending,
+    /// A trial or expected-CRC command without the extension image that carries it out
+    /// ([`stage_extension`](crate::stage_extension)); the sector-0 bootloader refuses it.
+    NeedsExtension,
+    /// The extension image does not fit below the staged update (above the running
+    /// sketch), or did not read back as written.
+    ExtensionSpace,
     /// The staged image does not fit between the running sketch and the filesystem
     /// (Arduino's `UPDATE_ERROR_SPACE`), counting the free sector eboot-rs needs for its
     /// journal (and, for a filesystem update, one for its backup of 0x1000).

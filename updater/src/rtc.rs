@@ -3,7 +3,7 @@
 
 use embedded_storage::nor_flash::NorFlash;
 
-use bootloader::command::{Command, ACTION_COPY_RAW, EXT_CRC, EXT_KNOWN, EXT_TRIAL, WORDS};
+use bootloader::command::{Command, ACTION_COPY_RAW, EXT_CRC, EXT_IMAGE, EXT_KNOWN, EXT_TRIAL, WORDS};
 use bootloader::journal;
 use bootloader::report::{Code, Event, Report};
 use bootloader::Platform;
@@ -98,6 +98,11 @@ pub fn request<R: Rtc>(rtc: &mut R, cmd: &Command) -> Result<()> {
     }
     if cmd.ext & EXT_TRIAL != 0 && cmd.dst() != 0 {
         return Err(UpdaterError::TrialOnFilesystem);
+    }
+    // Sector 0 carries out only the stock contract; anything more runs in the extension
+    // image the command names.
+    if cmd.ext != 0 && cmd.ext & EXT_IMAGE == 0 {
+        return Err(UpdaterError::NeedsExtension);
     }
     let w = cmd.encode();
     for (i, v) in w.iter().enumerate() {

@@ -4,13 +4,59 @@ use embedded_storage::nor_flash::NorFlash;
 use md5::{Digest, Md5};
 use sha2::Sha256;
 
-use bootloader::command::Command;
+use bootloader::command::{Command, ARG_EXT_ADDR, ARG_EXT_CRC, EXT_IMAGE};
 use bootloader::flash::{as_bytes, SECTOR};
 use bootloader::image::{self, APP_OFFSET};
 use bootloader::loader;
+use bootloader::journal;
 use bootloader::report::Code;
 
 use crate::{Result, UpdaterError};
+
+/// The extension image the sector-0 bootloader chain-loads to carry out a trial update or an
+/// expected CRC: `cargo xtask build`'s target/esp8266/extension.bin, embedded (a test
+/// checks it is the one the build makes).
+pub const EXTENSION: &[u8] = include_bytes!("../extension.bin");
+
+/// Stages [`EXTENSION`] where the bootloader expects it for `cmd` (an update staged by a
+/// [`Stager`]): just below the journal sector, which is just below the staged update. Reads
+/// it back, and returns `cmd` naming it (`EXT_IMAGE`, its address and CRC). Call it after
+/// `finish` and before [`request`](crate::request), for any command with extensions.
+///
+/// The bootloader checks the rest before writing anything: that the image is intact, and
+/// that it lies above the new sketch and the trial's backup of the old one (else code
+/// `ExtImage`).
+pub fn stage_extension<F: NorFlash>(flash: &mut F, mut cmd: Command) -> Result<Command> {
+    let len = EXTENSION.len() as u32;
+    let at = cmd.src().checked_sub(SECTOR + len.next_multiple_of(SECTOR)).ok_or(UpdaterError::ExtensionSpace)?;
+    let app = loader::app(flash, APP_OFFSET).map_err(|_| UpdaterError::UpdateInProgress)?;
+    if at < (APP_OFFSET + app.len).next_multiple_of(SECTOR) || cmd.src() % SECTOR != 0 {
+        return Err(UpdaterError::ExtensionSpace);
+    }
+    let mut s = at;
+    while s < at + len {
+        flash.erase(s, s + SECTOR).map_err(|_| UpdaterError::FlashErase)?;
+        s += SECTOR;
+    }
+    let mut buf = [0u32; CHUNK_WORDS];
+    for (i, chunk) in EXTENSION.chunks(CHUNK_WORDS * 4).enumerate() {
+        let b = as_bytes(&mut buf);
+        b.fill(0xFF);
+        b[..chunk.len()].copy_from_slice(chunk);
+        let n = chunk.len().next_multiple_of(4);
+        let addr = at + (i * CHUNK_WORDS * 4) as u32;
+        flash.write(addr, &b[..n]).map_err(|_| UpdaterError::FlashWrite)?;
+        b.fill(0);
+        flash.read(addr, &mut b[..n]).map_err(|_| UpdaterError::FlashRead)?;
+        if b[..chunk.len()] != *chunk {
+            return Err(UpdaterError::ExtensionSpace);
+        }
+    }
+    cmd.ext |= EXT_IMAGE;
+    cmd.args[ARG_EXT_ADDR] = at;
+    cmd.args[ARG_EXT_CRC] = bootloader::crc::gzip(0, EXTENSION);
+    Ok(cmd)
+}
 
 /// Where the filesystem is: flash offsets (the linker's `_FS_start − 0x40200000`,
 /// `_FS_end − 0x40200000`). With no filesystem both are the end of the sketch area
@@ -90,8 +136,10 @@ impl Stager {
         if fs_start % SECTOR != 0 || fs_end % SECTOR != 0 || fs_start > fs_end || fs_end as u64 > cap {
             return Err(UpdaterError::BadLayout);
         }
+        // A trial keeps 0x1000's header erased until it ends, so the journal says which.
         let app = loader::app(flash, APP_OFFSET).map_err(|c| match c {
             Code::ReadFail => UpdaterError::FlashRead,
+            _ if journal::trial_pending(flash) => UpdaterError::TrialPending,
             _ => UpdaterError::UpdateInProgress,
         })?;
         // u64: a size near u32::MAX must not wrap.

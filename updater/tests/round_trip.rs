@@ -6,7 +6,7 @@ mod common;
 use bootloader::report::{Code, Event};
 use common::*;
 use sim::gen;
-use updater::{report, request, Check, CommandExt, Kind, Stager, UpdaterError};
+use updater::{report, request, stage_extension, Check, CommandExt, Kind, Stager, UpdaterError};
 
 fn event(d: &Device) -> (u32, u32) {
     let r = report(&d.rtc).expect("boot report");
@@ -76,8 +76,8 @@ fn expected_crc_is_checked_by_the_bootloader() {
     let mut d = Device::new();
     let bin = new_bin(3, 30_000);
     let (cmd, crc) = d.stage(Kind::Sketch, &bin, 4096, Check::None).unwrap();
-    request(&mut d.rtc, &cmd.expect_crc(crc.unwrap())).unwrap();
-    assert_eq!(d.rtc.0.words()[0], 0xEB00_1002, "EXT_CRC in the magic");
+    request(&mut d.rtc, &stage_extension(&mut d.flash, cmd.expect_crc(crc.unwrap())).unwrap()).unwrap();
+    assert_eq!(d.rtc.0.words()[0], 0xEB00_100A, "EXT_CRC and EXT_IMAGE in the magic");
     let b = d.warm_boot();
     d.assert_app(b, &bin[4096..]);
     assert_eq!(event(&d), (Event::Applied as u32, 0));
@@ -85,7 +85,7 @@ fn expected_crc_is_checked_by_the_bootloader() {
     let mut d = Device::new();
     let fs = gen::fs_image(8, 20 * 1024);
     let (cmd, crc) = d.stage(Kind::Filesystem, &fs, 3, Check::None).unwrap();
-    request(&mut d.rtc, &cmd.expect_crc(crc.unwrap())).unwrap();
+    request(&mut d.rtc, &stage_extension(&mut d.flash, cmd.expect_crc(crc.unwrap())).unwrap()).unwrap();
     d.warm_boot();
     assert_eq!(event(&d), (Event::Applied as u32, 0));
     assert!(d.fs()[..fs.len()] == fs[..]);
@@ -93,7 +93,7 @@ fn expected_crc_is_checked_by_the_bootloader() {
     // Wrong CRC: refused, old app intact.
     let mut d = Device::new();
     let (cmd, crc) = d.stage(Kind::Sketch, &bin, 4096, Check::None).unwrap();
-    request(&mut d.rtc, &cmd.expect_crc(crc.unwrap() ^ 1)).unwrap();
+    request(&mut d.rtc, &stage_extension(&mut d.flash, cmd.expect_crc(crc.unwrap() ^ 1)).unwrap()).unwrap();
     let b = d.warm_boot();
     let old = d.old_app.clone();
     d.assert_app(b, &old);
@@ -107,21 +107,26 @@ fn trial_confirmed_becomes_permanent() {
     let (cmd, _) = d.stage(Kind::Sketch, &bin, 1024, Check::Md5(md5(&bin))).unwrap();
     // Not a trial boot yet: nothing to confirm.
     assert_eq!(updater::confirm(&mut d.flash, &d.rtc), Err(UpdaterError::NotInTrial));
-    request(&mut d.rtc, &cmd.trial(2)).unwrap();
+    // The sector-0 bootloader needs the extension image for a trial.
+    assert_eq!(request(&mut d.rtc, &cmd.trial(2)), Err(UpdaterError::NeedsExtension));
+    request(&mut d.rtc, &stage_extension(&mut d.flash, cmd.trial(2)).unwrap()).unwrap();
     let b = d.warm_boot();
+    assert_eq!(d.ext_boots, 1, "the update ran in the extension image");
     d.assert_app(b, &bin[4096..]);
     let r = report(&d.rtc).unwrap();
     // Two boots allowed, this one counted.
     assert_eq!((r.event, r.trial_left), (Event::Trial as u32, 1));
     assert!(d.data()[0x1000..0x1010].iter().all(|&b| b == 0xFF), "header stays erased in trial");
-    // Staging anything now would overwrite the journal and the backup.
-    assert_eq!(
-        Stager::begin(&mut d.flash, LAYOUT, Kind::Sketch, 10_000).err(),
-        Some(UpdaterError::UpdateInProgress)
-    );
+    // Staging anything now would overwrite the journal, the backup and the extension image.
+    for kind in [Kind::Sketch, Kind::Filesystem] {
+        assert_eq!(Stager::begin(&mut d.flash, LAYOUT, kind, 10_000).err(), Some(UpdaterError::TrialPending));
+    }
     updater::confirm(&mut d.flash, &d.rtc).unwrap();
     updater::confirm(&mut d.flash, &d.rtc).unwrap(); // idempotent
+    // Confirmed, but the trial ends only on the next boot.
+    assert_eq!(Stager::begin(&mut d.flash, LAYOUT, Kind::Sketch, 10_000).err(), Some(UpdaterError::TrialPending));
     let b = d.warm_boot();
+    assert_eq!(d.ext_boots, 2, "the boot after confirm runs in the extension image");
     d.assert_app(b, &bin[4096..]);
     assert_eq!(report(&d.rtc).unwrap().event, Event::Resumed as u32, "the boot after confirm writes the header");
     assert!(d.data()[0x1000..0x1000 + bin.len() - 4096] == bin[4096..], "header programmed");
@@ -140,7 +145,7 @@ fn trial_unconfirmed_rolls_back() {
     let mut d = Device::new();
     let bin = new_bin(5, 40_000);
     let (cmd, _) = d.stage(Kind::Sketch, &bin, 1024, Check::None).unwrap();
-    request(&mut d.rtc, &cmd.trial(1)).unwrap();
+    request(&mut d.rtc, &stage_extension(&mut d.flash, cmd.trial(1)).unwrap()).unwrap();
     let b = d.warm_boot();
     d.assert_app(b, &bin[4096..]);
     assert_eq!(report(&d.rtc).unwrap().event, Event::Trial as u32);
@@ -151,6 +156,9 @@ fn trial_unconfirmed_rolls_back() {
     assert!(d.data()[0x1000..0x1000 + old.len()] == old[..]);
     assert_eq!(report(&d.rtc).unwrap().event, Event::RolledBack as u32);
     assert_eq!(updater::confirm(&mut d.flash, &d.rtc), Err(UpdaterError::NotInTrial));
+    assert_eq!(d.ext_boots, 2, "the trial boot and the rollback ran in the extension image");
+    // Rolled back: the trial has ended and a new update may be staged.
+    assert!(Stager::begin(&mut d.flash, LAYOUT, Kind::Sketch, 10_000).is_ok());
 }
 
 #[test]

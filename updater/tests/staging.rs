@@ -139,13 +139,20 @@ fn request_refuses_commands_the_bootloader_would_refuse() {
     let mut c = Command::copy(0xE0000, 0, 1000);
     c.action = bootloader::command::ACTION_LOAD_APP;
     assert_eq!(request(&mut d.rtc, &c), Err(UpdaterError::BadAction));
+    // Extensions without the extension image that carries them out.
+    for c in [Command::copy(0xE0000, 0, 1000).trial(7), Command::copy(0xE0000, 0, 1000).expect_crc(1)] {
+        assert_eq!(request(&mut d.rtc, &c), Err(UpdaterError::NeedsExtension));
+    }
     assert_eq!(*d.rtc.0.words(), before, "nothing written");
     // A good one is written as the bootloader's encoder says, with our options.
-    let c = Command::copy(0xE0000, 0, 1000).trial(7).expect_crc(0x1234_5678);
+    let c = updater::stage_extension(&mut d.flash, Command::copy(0xE0000, 0, 1000).trial(7).expect_crc(0x1234_5678)).unwrap();
     request(&mut d.rtc, &c).unwrap();
     assert_eq!(*d.rtc.0.words(), c.encode());
     let w = d.rtc.0.words();
-    assert_eq!((w[0], w[2 + 4], w[2 + 5]), (0xEB00_1003, 7, 0x1234_5678));
+    let ext_at = 0xE0000 - 4096 - (updater::EXTENSION.len() as u32).next_multiple_of(4096);
+    assert_eq!((w[0], w[2 + 4], w[2 + 5], w[2 + 6]), (0xEB00_100B, 7, 0x1234_5678, ext_at));
+    assert_eq!(w[2 + 7], bootloader::crc::gzip(0, updater::EXTENSION));
+    assert!(d.data()[ext_at as usize..ext_at as usize + updater::EXTENSION.len()] == *updater::EXTENSION, "staged");
 }
 
 #[test]

@@ -22,6 +22,13 @@ pub fn real_bootloader() -> Result<crate::board::Board, String> {
     crate::board::find_bootloader(&workspace_root())
 }
 
+/// The real extension image (target/esp8266/extension.bin from `cargo xtask build`): what
+/// tier 1 chain-loads for trial updates.
+pub fn real_extension() -> Result<Vec<u8>, String> {
+    let p = workspace_root().join("target/esp8266/extension.bin");
+    std::fs::read(&p).map_err(|e| format!("{}: {e} (build it with `cargo xtask build`)", p.display()))
+}
+
 /// A test app variant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppSpec {

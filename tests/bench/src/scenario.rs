@@ -19,6 +19,20 @@ pub fn staging_addr(len: usize) -> u32 {
     FS_START - roundup4k(len)
 }
 
+/// Where the updater stages the extension image for an update staged at `src`: just below
+/// the journal sector, which is just below the staged update.
+pub fn ext_addr(src: u32, ext_len: usize) -> u32 {
+    src - 4096 - roundup4k(ext_len)
+}
+
+/// Stages the extension image `ext` for an update of `len` staged bytes, as the updater
+/// does; returns (address, CRC-32) for the command.
+pub fn stage_ext(flash: &mut [u8], len: usize, ext: &[u8]) -> (u32, u32) {
+    let at = ext_addr(staging_addr(len), ext.len());
+    stage(flash, at, ext);
+    (at, crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(ext))
+}
+
 /// A blank 1 MiB chip with `image` (an Arduino image: bootloader + app) flashed at 0. The
 /// real bootloader's boards come from `Board::flashed` (its chip may be bigger).
 pub fn flashed(image: &[u8]) -> Vec<u8> {

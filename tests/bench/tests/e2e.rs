@@ -5,10 +5,10 @@
 use std::io::Write;
 
 use bench::app::expected_segs;
-use bench::build::real_bootloader;
+use bench::build::{real_bootloader, real_extension};
 use bench::scenario::*;
 use bench::{build_fixtures, AppSpec, Board, Cut, Device, End, Fixtures, Reset, Run};
-use bootloader::command::{Command, EXT_TRIAL};
+use bootloader::command::{Command, ARG_EXT_ADDR, ARG_EXT_CRC, EXT_IMAGE, EXT_TRIAL};
 use bootloader::report::{Code, Event, REPORT_MAGIC};
 
 const FILLER: u32 = 24 * 1024;
@@ -148,22 +148,40 @@ fn atomic_filesystem_update() {
     assert_eq!(report(last).0, Event::Applied as u32);
 }
 
-fn trial_command(src: u32, len: usize, boots: u32) -> [u32; 32] {
+/// A trial update's command, naming the extension image staged at `ext` (address, CRC).
+fn trial_command(src: u32, len: usize, boots: u32, ext: (u32, u32)) -> [u32; 32] {
     let mut c = Command::copy(src, 0, len as u32);
-    c.ext = EXT_TRIAL;
+    c.ext = EXT_TRIAL | EXT_IMAGE;
     c.args[3] = 0; // the bootloader picks the backup area
     c.args[4] = boots;
+    c.args[ARG_EXT_ADDR] = ext.0;
+    c.args[ARG_EXT_CRC] = ext.1;
     c.encode()
+}
+
+/// A's board with the real extension image staged for an update of `len` bytes; returns
+/// the flash and the extension's (address, CRC).
+fn with_extension(e: &Env, len: usize) -> (Vec<u8>, (u32, u32)) {
+    let mut f = e.flashed(&e.a);
+    let ext = stage_ext(&mut f, len, &real_extension().unwrap());
+    (f, ext)
+}
+
+/// A trial boot's report. Tier 1 has no trial code (its build leaves it out): this event
+/// comes only from the extension image, so it shows tier 1 chain-loaded it.
+fn assert_trial_report(r: &Run) {
+    assert_eq!(report(r).0, Event::Trial as u32, "{}", r.console);
 }
 
 #[test]
 fn trial_boot_without_confirmation_rolls_back() {
     let e = env();
     let gz = tools::gzip::gzip_best(&e.b);
-    let (mut d, runs) = update(&e, &gz, 0, |src| trial_command(src, gz.len(), 2), &e.flashed(&e.a));
+    let (base, ext) = with_extension(&e, gz.len());
+    let (mut d, runs) = update(&e, &gz, 0, |src| trial_command(src, gz.len(), 2, ext), &base);
     let first = runs.last().unwrap();
-    assert_eq!(first.app.as_ref().unwrap().id, "B");
-    assert_eq!(report(first).0, Event::Trial as u32);
+    assert_eq!(first.app.as_ref().unwrap().id, "B", "report {:?}\n{}", report(first), first.console);
+    assert_trial_report(first);
     // B never confirms: keep resetting (soft, as a crashing app would) until A is back.
     let mut seen = vec!["B".to_string()];
     for _ in 0..6 {
@@ -185,9 +203,10 @@ fn trial_boot_confirmed_stays() {
     let e = env();
     let bc = e.board.app_image(&e.fx, &AppSpec::new("B", 2, FILLER + 5000).confirming()).unwrap();
     let gz = tools::gzip::gzip_best(&bc);
-    let (mut d, runs) = update(&e, &gz, 0, |src| trial_command(src, gz.len(), 2), &e.flashed(&e.a));
+    let (base, ext) = with_extension(&e, gz.len());
+    let (mut d, runs) = update(&e, &gz, 0, |src| trial_command(src, gz.len(), 2, ext), &base);
     let first = runs.last().unwrap();
-    assert_eq!(report(first).0, Event::Trial as u32);
+    assert_trial_report(first);
     assert_eq!(first.app.as_ref().unwrap().confirm, Some(0), "{}", first.console);
     for i in 0..4 {
         let runs = if i % 2 == 0 { d.boot_until_app(Reset::Soft, 4) } else { d.boot_until_app(Reset::PowerOn, 4) };
@@ -213,6 +232,38 @@ fn corrupt_staged_image_is_refused_and_old_app_boots() {
     assert_eq!(ev, Event::Rejected as u32, "{}", last.console);
     assert!([Code::GzipData as u32, Code::GzipTrailer as u32, Code::GzipHeader as u32].contains(&code), "code {code}");
     assert!(d.flash[0x1000..e.a.len()] == e.a[0x1000..], "old app untouched");
+}
+
+/// A trial update whose extension image is corrupt (one bit) or missing: tier 1 refuses it
+/// before writing anything, and A boots.
+#[test]
+fn corrupt_or_missing_extension_image_is_refused_and_old_app_boots() {
+    let e = env();
+    let gz = tools::gzip::gzip_best(&e.b);
+    for case in ["corrupt", "missing"] {
+        let (mut base, ext) = with_extension(&e, gz.len());
+        let at = ext.0 as usize;
+        if case == "corrupt" {
+            base[at + 200] ^= 0x04;
+        } else {
+            base[at..at + 0x2000].fill(0xFF);
+        }
+        let mut f = base.clone();
+        let src = staging_addr(gz.len());
+        stage(&mut f, src, &gz);
+        let before = f.clone();
+        let mut d = e.device(f, 21);
+        d.write_command(&trial_command(src, gz.len(), 2, ext));
+        let runs = d.boot_until_app(Reset::Soft, 4);
+        clean(&e, &d, &runs);
+        let last = runs.last().unwrap();
+        assert_eq!(last.app.as_ref().unwrap().id, "A", "{case}: {}", last.console);
+        assert_eq!(report(last).0, Event::Rejected as u32, "{case}: {}", last.console);
+        assert_eq!(report(last).1, Code::ExtImage as u32, "{case}");
+        let (erases, programmed) = runs.iter().fold((0, 0), |(a, b), r| (a + r.counters.erases, b + r.counters.programmed));
+        assert_eq!((erases, programmed), (0, 0), "{case}: nothing written");
+        assert!(d.flash == before, "{case}: flash as it was");
+    }
 }
 
 #[test]
@@ -320,15 +371,15 @@ fn power_cut_sweep_trial_update_ends_rolled_back() {
     // A non-confirming trial update, cut anywhere: B may run (in trial), A must come back.
     let e = env();
     let gz = tools::gzip::gzip_best(&e.b);
-    let mut f = e.flashed(&e.a);
+    let (mut f, ext) = with_extension(&e, gz.len());
     let src = staging_addr(gz.len());
     stage(&mut f, src, &gz);
     let mut rtc = e.device(f.clone(), 1).rtc;
-    for (i, w) in trial_command(src, gz.len(), 2).iter().enumerate() {
+    for (i, w) in trial_command(src, gz.len(), 2, ext).iter().enumerate() {
         rtc[bench::qemu::RTC_USER_OFF + 4 * i..][..4].copy_from_slice(&w.to_le_bytes());
     }
     let (_, points) = sweep_run(&e, "trial update", &f, &rtc, &outcome("A", &e.a, "A"), &[("B", &e.b)]);
-    assert!(points >= 60);
+    assert!(points >= 100, "{points} cut points");
 }
 
 #[test]
@@ -336,7 +387,8 @@ fn power_cut_sweep_rollback() {
     // The boot that rolls back, cut anywhere: A must be the first app to run again.
     let e = env();
     let gz = tools::gzip::gzip_best(&e.b);
-    let (mut d, _) = update(&e, &gz, 0, |src| trial_command(src, gz.len(), 2), &e.flashed(&e.a));
+    let (base, ext) = with_extension(&e, gz.len());
+    let (mut d, _) = update(&e, &gz, 0, |src| trial_command(src, gz.len(), 2, ext), &base);
     for _ in 0..6 {
         let (flash, rtc) = (d.flash.clone(), d.rtc.clone());
         let r = d.soft_reset(None);
@@ -359,7 +411,8 @@ fn power_cut_sweep_confirmed_trial_finish() {
     let e = env();
     let bc = e.board.app_image(&e.fx, &AppSpec::new("B", 2, FILLER + 5000).confirming()).unwrap();
     let gz = tools::gzip::gzip_best(&bc);
-    let (d, runs) = update(&e, &gz, 0, |src| trial_command(src, gz.len(), 2), &e.flashed(&e.a));
+    let (base, ext) = with_extension(&e, gz.len());
+    let (d, runs) = update(&e, &gz, 0, |src| trial_command(src, gz.len(), 2, ext), &base);
     assert_eq!(runs.last().unwrap().app.as_ref().unwrap().confirm, Some(0));
     let (_, points) = sweep_run(&e, "confirmed finish", &d.flash, &d.rtc, &outcome("B", &bc, "B"), &[]);
     assert!(points >= 3);
@@ -387,4 +440,14 @@ fn raw_sketch_overlapping_its_source_is_refused() {
     let last = runs.last().unwrap();
     assert_eq!(report(last).0, Event::Applied as u32, "{}", last.console);
     check_outcome(&d.flash, last.app.as_ref(), &outcome("R", &big, "R"), &e.a[..4096]).unwrap();
+}
+
+/// confirm.c mirrors the journal layout in C: its offsets must be journal.rs's.
+#[test]
+fn confirm_app_follows_the_journal_layout() {
+    let c = std::fs::read_to_string(bench::build::workspace_root().join("tests/bench/apps/confirm.c")).unwrap();
+    assert!(c.contains(&format!("#define JOURNAL_HEADER {}u", bootloader::journal::HEADER_LEN)), "JOURNAL_HEADER");
+    assert_eq!(bootloader::journal::LOG, bootloader::journal::HEADER_LEN + 8, "the log follows the two step words");
+    assert!(c.contains("#define JOURNAL_LOG (JOURNAL_HEADER + 8u)"), "JOURNAL_LOG");
+    assert!(c.contains(&format!("h[{}]", bootloader::journal::WORDS)), "header words");
 }

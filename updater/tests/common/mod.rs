@@ -2,7 +2,7 @@
 //! sector 0 and a valid old app at 0x1000, booted by the real bootloader core.
 #![allow(dead_code)]
 
-use bootloader::{boot, Boot, Mem};
+use bootloader::{Boot, Mem};
 use md5::{Digest, Md5};
 use sha2::Sha256;
 use sim::flash::Flash;
@@ -37,6 +37,8 @@ pub struct Device {
     pub base: Vec<u8>,
     pub old_app: Vec<u8>,
     pub old_fs: Vec<u8>,
+    /// Power-ons on which tier 1 chain-loaded the extension image.
+    pub ext_boots: u32,
 }
 
 /// A whole Arduino `.bin` (bootloader slot + app) of about `size` bytes.
@@ -71,7 +73,7 @@ impl Device {
         base[LAYOUT.fs_start as usize..LAYOUT.fs_end as usize].copy_from_slice(&old_fs);
         base[EEPROM..].copy_from_slice(&gen::files(&mut rng, SIZE - EEPROM));
         let rtc = SimRtc(sim::rtc::Rtc::cold(&mut rng));
-        let mut d = Device { flash: Flash::from_image(&base), rtc, mem: Box::new(Mem::new()), rng, base, old_app, old_fs };
+        let mut d = Device { flash: Flash::from_image(&base), rtc, mem: Box::new(Mem::new()), rng, base, old_app, old_fs, ext_boots: 0 };
         // The running app was booted once: RTC holds a report ("nothing").
         assert!(matches!(d.cold_boot(), Boot::App(_)));
         d
@@ -81,14 +83,28 @@ impl Device {
     pub fn warm_boot(&mut self) -> Boot {
         self.rtc.0.soft_reset();
         self.flash.power_on();
-        boot(&mut self.flash, &mut self.rtc.0, &mut self.mem)
+        self.power_on()
+    }
+
+    /// Tier 1, then the extension image when tier 1 chain-loads it, which must be the
+    /// updater's embedded `EXTENSION`, byte-exact where the command named it.
+    fn power_on(&mut self) -> Boot {
+        let mut chained = None;
+        let b = bootloader::power_on(&mut self.flash, &mut self.rtc.0, &mut self.mem, &mut |e| chained = Some(*e));
+        if let Some(e) = chained {
+            let at = e.offset as usize;
+            assert_eq!(e.len as usize, updater::EXTENSION.len(), "tier 1 chain-loaded something else");
+            assert!(self.flash.data()[at..at + e.len as usize] == *updater::EXTENSION, "extension image changed");
+            self.ext_boots += 1;
+        }
+        b
     }
 
     /// Power cut and power on: RTC memory is garbage.
     pub fn cold_boot(&mut self) -> Boot {
         self.rtc.0.power_on(&mut self.rng);
         self.flash.power_on();
-        boot(&mut self.flash, &mut self.rtc.0, &mut self.mem)
+        self.power_on()
     }
 
     /// Stages `img` in chunks of `chunk` bytes.
