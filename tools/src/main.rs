@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tools::command::{Command, ACTION_LOAD_APP, EXT_CRC, EXT_TRIAL};
 use tools::image::{FlashFreq, FlashMode, FlashParams, FlashSize};
-use tools::{cmdblock, gzip, image, info, layout, read_file, sign, write_atomic, Error, Result};
+use tools::output::Outputs;
+use tools::{cmdblock, gzip, image, info, layout, read_file, sign, Error, Result};
 
 #[derive(Parser)]
 #[command(
@@ -158,8 +159,12 @@ struct KeygenArgs {
     /// Also write the public key (SPKI PEM) here.
     #[arg(long, alias = "publickey")]
     pubout: Option<PathBuf>,
+    /// RSA modulus size in bits (the Arduino examples use 2048; 1024..=8192).
     #[arg(long, default_value_t = 2048)]
     bits: usize,
+    /// Replace existing key files (the old private key is lost).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -297,7 +302,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("otatool: error: {e}");
-            ExitCode::FAILURE
+            match e {
+                Error::DoesNotFit(_) => ExitCode::from(tools::error::EXIT_DOES_NOT_FIT),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }
@@ -320,6 +328,7 @@ fn with_path(path: &Path, e: Error) -> Error {
     match e {
         Error::Invalid(m) => Error::Invalid(format!("{}: {m}", path.display())),
         Error::Refused(m) => Error::Refused(format!("{}: {m}", path.display())),
+        Error::DoesNotFit(m) => Error::DoesNotFit(format!("{}: {m}", path.display())),
         io => io,
     }
 }
@@ -338,16 +347,25 @@ fn cmd_image(a: ImageArgs) -> Result<()> {
     if let Some(l) = &layout {
         l.check_sketch(img.len() as u32)?;
     }
+    let mut outs = Outputs::new();
+    let mut said = vec![format!("{}: {} bytes", a.out.display(), img.len())];
     let gz = a.gzip.then(|| gzip::gzip_best(&img));
-    write_atomic(&a.out, &img)?;
-    println!("{}: {} bytes", a.out.display(), img.len());
+    outs.add(&a.out, img)?;
     if let Some(gz) = gz {
+        if tools::output::is_stdout(&a.out) {
+            return Err(Error::invalid(
+                "--gzip writes OUT.gz next to OUT, so -o - cannot be used with it",
+            ));
+        }
         let mut p = a.out.clone().into_os_string();
         p.push(".gz");
         let p = PathBuf::from(p);
-        write_atomic(&p, &gz)?;
-        println!("{}: {} bytes", p.display(), gz.len());
+        said.push(format!("{}: {} bytes", p.display(), gz.len()));
+        outs.add(&p, gz)?;
     }
+    let to_stderr = outs.uses_stdout();
+    outs.commit()?;
+    say(to_stderr, &said.join("\n"));
     Ok(())
 }
 
@@ -376,36 +394,49 @@ fn cmd_info(a: InfoArgs) -> Result<()> {
 
 fn cmd_gzip(a: GzipArgs) -> Result<()> {
     let data = read_file(&a.input)?;
+    let mut outs = Outputs::new();
+    // Checked before compressing: zopfli takes seconds per megabyte.
+    outs.add(&a.out, Vec::new())?;
     let gz = match a.compressor {
         Compressor::Best => gzip::gzip_best(&data),
         Compressor::Zopfli => gzip::gzip_zopfli(&data),
         Compressor::Flate2 => gzip::gzip_flate2(&data),
     };
-    write_atomic(&a.out, &gz)?;
-    println!(
+    let msg = format!(
         "{}: {} -> {} bytes ({:.3})",
         a.out.display(),
         data.len(),
         gz.len(),
         gz.len() as f64 / data.len().max(1) as f64
     );
+    let mut outs = Outputs::new();
+    outs.add(&a.out, gz)?;
+    let to_stderr = outs.uses_stdout();
+    outs.commit()?;
+    say(to_stderr, &msg);
     Ok(())
 }
 
 fn cmd_keygen(a: KeygenArgs) -> Result<()> {
+    // A new key pair over an existing private key would lose the key every device in
+    // the field trusts, so that takes --force.
+    for p in std::iter::once(&a.out).chain(a.pubout.as_ref()) {
+        if !a.force && !tools::output::is_stdout(p) && p.exists() {
+            return Err(Error::refused(format!(
+                "{} exists; otatool keygen does not replace a key (devices trust the old one). Remove it or give --force",
+                p.display()
+            )));
+        }
+    }
     let key = sign::keygen(a.bits)?;
-    // The private key is written with owner-only permissions where the OS has them.
-    write_atomic(&a.out, sign::private_pem(&key).as_bytes())?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&a.out, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| Error::io(&a.out, e))?;
-    }
+    let mut outs = Outputs::new();
+    // Owner-only permissions for the private key where the OS has them.
+    outs.add_private(&a.out, sign::private_pem(&key).into_bytes())?;
     if let Some(p) = &a.pubout {
-        write_atomic(p, sign::public_pem(&key.to_public_key()).as_bytes())?;
+        outs.add(p, sign::public_pem(&key.to_public_key()).into_bytes())?;
     }
-    println!("{}: RSA-{} private key", a.out.display(), a.bits);
+    outs.commit()?;
+    eprintln!("{}: RSA-{} private key", a.out.display(), a.bits);
     Ok(())
 }
 
@@ -436,10 +467,14 @@ fn cmd_sign(a: SignArgs) -> Result<()> {
         Some(_) => Some(sign::sign(&payload, &key, sign::Scheme::Legacy)?),
         None => None,
     };
-    write_atomic(&a.out, &signed)?;
-    eprintln!("Signed binary: {}", a.out.display());
+    let mut outs = Outputs::new();
+    outs.add(&a.out, signed)?;
     if let (Some(p), Some(l)) = (&a.legacy, legacy) {
-        write_atomic(p, &l)?;
+        outs.add(p, l)?;
+    }
+    outs.commit()?;
+    eprintln!("Signed binary: {}", a.out.display());
+    if let Some(p) = &a.legacy {
         eprintln!("Legacy signed binary: {}", p.display());
     }
     Ok(())
@@ -477,13 +512,12 @@ fn cmd_pubkey(a: PubkeyArgs) -> Result<()> {
         KeyFormat::Header => sign::arduino_header(&file_bytes),
         KeyFormat::Rust => sign::rust_source(&key),
     };
-    match &a.out {
-        Some(p) => write_atomic(p, text.as_bytes()),
-        None => {
-            print!("{text}");
-            Ok(())
-        }
-    }
+    let mut outs = Outputs::new();
+    outs.add(
+        a.out.as_deref().unwrap_or(Path::new("-")),
+        text.into_bytes(),
+    )?;
+    outs.commit()
 }
 
 fn cmd_command(a: CommandArgs) -> Result<()> {
@@ -500,16 +534,29 @@ fn cmd_command(a: CommandArgs) -> Result<()> {
         cmd.args[5] = c;
     }
     let block = cmdblock::encode(&cmd);
-    match (a.format, &a.out) {
-        (BlockFormat::Bin, Some(p)) => write_atomic(p, &block),
-        (BlockFormat::Hex, Some(p)) => write_atomic(p, cmdblock::to_hex(&block).as_bytes()),
-        (BlockFormat::Hex, None) => {
-            print!("{}", cmdblock::to_hex(&block));
-            Ok(())
+    let (bytes, out) = match (a.format, &a.out) {
+        (BlockFormat::Bin, Some(p)) => (block.to_vec(), p.as_path()),
+        (BlockFormat::Hex, p) => (
+            cmdblock::to_hex(&block).into_bytes(),
+            p.as_deref().unwrap_or(Path::new("-")),
+        ),
+        (BlockFormat::Bin, None) => {
+            return Err(Error::invalid(
+                "binary output needs -o FILE (or -o - for standard output, or --format hex)",
+            ))
         }
-        (BlockFormat::Bin, None) => Err(Error::invalid(
-            "binary output needs -o FILE (or use --format hex)",
-        )),
+    };
+    let mut outs = Outputs::new();
+    outs.add(out, bytes)?;
+    outs.commit()
+}
+
+/// Status text: on standard output, unless an output goes there.
+fn say(to_stderr: bool, msg: &str) {
+    if to_stderr {
+        eprintln!("{msg}");
+    } else {
+        println!("{msg}");
     }
 }
 

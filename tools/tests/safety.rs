@@ -1,0 +1,338 @@
+//! otatool as a new user meets it: outputs that are links, pipes, devices, read-only or
+//! shared files, runs that fail halfway, keys given in the wrong place, and input the
+//! bootloader or the Updater would refuse. Every refusal must leave the user's files as
+//! they were.
+
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const OTATOOL: &str = env!("CARGO_BIN_EXE_otatool");
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn ota(args: &[&str]) -> Output {
+    Command::new(OTATOOL)
+        .args(args)
+        .output()
+        .expect("run otatool")
+}
+
+/// Runs otatool under a given umask (through sh, so the test process keeps its own).
+fn ota_umask(umask: &str, args: &[&str]) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("umask {umask}; exec \"$0\" \"$@\""))
+        .arg(OTATOOL)
+        .args(args)
+        .output()
+        .expect("run sh")
+}
+
+fn ok(o: Output) -> String {
+    assert!(
+        o.status.success(),
+        "failed: {}\nstdout: {}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Exit code `code`, one `otatool: error:` line mentioning `want`, and no temporary name.
+fn fails(o: Output, code: i32, want: &str) -> String {
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
+    assert!(err.starts_with("otatool: error: "), "{err}");
+    assert_eq!(err.lines().count(), 1, "one error line expected: {err}");
+    assert!(err.contains(want), "error should mention {want:?}: {err}");
+    assert!(
+        !err.contains(".otatool-"),
+        "temporary file name leaked: {err}"
+    );
+    err
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn input(dir: &Path) -> PathBuf {
+    let f = dir.join("in.bin");
+    std::fs::write(&f, b"firmware bytes ".repeat(100)).unwrap();
+    f
+}
+
+#[test]
+fn symlink_output_is_written_through_the_link() {
+    let d = tempfile::tempdir().unwrap();
+    let inp = input(d.path());
+    let real = d.path().join("real.gz");
+    std::fs::write(&real, b"old").unwrap();
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let sub = d.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let link = sub.join("link.gz");
+    // A relative link, resolved against the link's own directory.
+    std::os::unix::fs::symlink("../real.gz", &link).unwrap();
+    ok(ota(&["gzip", p(&inp), "-o", p(&link)]));
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let gz = std::fs::read(&real).unwrap();
+    assert_eq!(&gz[..2], &[0x1F, 0x8B]);
+    assert_eq!(mode(&real), 0o640, "the replaced file keeps its mode");
+    assert_eq!(names(&sub), vec!["link.gz"]);
+    // A dangling link creates its target.
+    let dangling = d.path().join("dangling");
+    std::os::unix::fs::symlink("made-by-link", &dangling).unwrap();
+    ok(ota(&["gzip", p(&inp), "-o", p(&dangling)]));
+    assert!(std::fs::symlink_metadata(&dangling)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::read(d.path().join("made-by-link")).unwrap(), gz);
+}
+
+#[test]
+fn fifo_directory_and_device_outputs_are_refused_and_left_alone() {
+    let d = tempfile::tempdir().unwrap();
+    let inp = input(d.path());
+    let fifo = d.path().join("fifo");
+    let st = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(st.success());
+    let dir = d.path().join("dir");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("keep"), b"k").unwrap();
+    let dev = Path::new("/dev/null");
+    let dev_before = std::fs::metadata(dev).unwrap();
+    for (target, what) in [
+        (&fifo, "FIFO"),
+        (&dir, "directory"),
+        (&dev.to_path_buf(), "device"),
+    ] {
+        fails(ota(&["gzip", p(&inp), "-o", p(target)]), 1, what);
+        fails(
+            ota(&[
+                "command",
+                "--src",
+                "0x100000",
+                "--len",
+                "4096",
+                "-o",
+                p(target),
+            ]),
+            1,
+            what,
+        );
+    }
+    // A link to a FIFO is refused as the FIFO.
+    let link = d.path().join("to-fifo");
+    std::os::unix::fs::symlink(&fifo, &link).unwrap();
+    fails(ota(&["gzip", p(&inp), "-o", p(&link)]), 1, "FIFO");
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    assert_eq!(names(&dir), vec!["keep"]);
+    let dev_after = std::fs::metadata(dev).unwrap();
+    assert!(dev_after.file_type().is_char_device());
+    assert_eq!(
+        (dev_after.rdev(), dev_after.ino(), dev_after.mode()),
+        (dev_before.rdev(), dev_before.ino(), dev_before.mode())
+    );
+    assert_eq!(names(d.path()), vec!["dir", "fifo", "in.bin", "to-fifo"]);
+}
+
+/// otatool refuses to replace a read-only file, as root too (root's permission bypass
+/// would otherwise replace it silently): the file keeps its contents and mode.
+#[test]
+fn read_only_output_is_refused_and_keeps_contents_and_mode() {
+    let d = tempfile::tempdir().unwrap();
+    let inp = input(d.path());
+    let ro = d.path().join("ro.gz");
+    std::fs::write(&ro, b"precious").unwrap();
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o444)).unwrap();
+    fails(ota(&["gzip", p(&inp), "-o", p(&ro)]), 1, "read-only");
+    assert_eq!(std::fs::read(&ro).unwrap(), b"precious");
+    assert_eq!(mode(&ro), 0o444);
+    assert_eq!(names(d.path()), vec!["in.bin", "ro.gz"]);
+}
+
+#[test]
+fn replaced_files_keep_their_mode_and_new_files_follow_the_umask() {
+    let d = tempfile::tempdir().unwrap();
+    let inp = input(d.path());
+    for m in [0o644, 0o600, 0o664] {
+        let f = d.path().join(format!("out-{m:o}"));
+        std::fs::write(&f, b"old").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(m)).unwrap();
+        ok(ota_umask("077", &["gzip", p(&inp), "-o", p(&f)]));
+        assert_ne!(std::fs::read(&f).unwrap(), b"old");
+        assert_eq!(mode(&f), m, "replaced file keeps {m:o}");
+    }
+    for (umask, want) in [("022", 0o644), ("077", 0o600), ("002", 0o664)] {
+        let f = d.path().join(format!("new-{umask}"));
+        ok(ota_umask(umask, &["gzip", p(&inp), "-o", p(&f)]));
+        assert_eq!(mode(&f), want, "new file under umask {umask}");
+    }
+    // A private key is owner-only whatever the umask; its public half follows the umask.
+    let key = d.path().join("private.key");
+    let public = d.path().join("public.key");
+    ok(ota_umask(
+        "022",
+        &[
+            "keygen",
+            "--bits",
+            "1024",
+            "-o",
+            p(&key),
+            "--pubout",
+            p(&public),
+        ],
+    ));
+    assert_eq!((mode(&key), mode(&public)), (0o600, 0o644));
+}
+
+#[test]
+fn a_failing_multi_output_run_leaves_no_output() {
+    let d = tempfile::tempdir().unwrap();
+    let dp = d.path();
+    let inp = input(dp);
+    let key = dp.join("k.pem");
+    ok(ota(&["keygen", "--bits", "1024", "-o", p(&key)]));
+    let missing = dp.join("missing-dir");
+    // sign: the legacy output's directory is missing, so the signed file is not written.
+    let signed = dp.join("s.signed");
+    fails(
+        ota(&[
+            "sign",
+            "--privatekey",
+            p(&key),
+            "--bin",
+            p(&inp),
+            "--out",
+            p(&signed),
+            "--legacy",
+            p(&missing.join("l")),
+        ]),
+        1,
+        "missing-dir",
+    );
+    // keygen: the public key's directory is missing, so no private key is left behind.
+    let k2 = dp.join("k2.pem");
+    fails(
+        ota(&[
+            "keygen",
+            "--bits",
+            "1024",
+            "-o",
+            p(&k2),
+            "--pubout",
+            p(&missing.join("x")),
+        ]),
+        1,
+        "does not exist",
+    );
+    // image --gzip: OUT.gz is a directory, so OUT is not written either.
+    let out = dp.join("img.bin");
+    std::fs::create_dir(dp.join("img.bin.gz")).unwrap();
+    let f = fixtures();
+    fails(
+        ota(&[
+            "image",
+            "--bootloader",
+            p(&f.join("boot.elf")),
+            "--app",
+            p(&f.join("app.elf")),
+            "-o",
+            p(&out),
+            "--gzip",
+        ]),
+        1,
+        "directory",
+    );
+    // An existing output stays as it was when a later output of the run fails.
+    std::fs::write(&signed, b"previous").unwrap();
+    fails(
+        ota(&[
+            "sign",
+            "--privatekey",
+            p(&key),
+            "--bin",
+            p(&inp),
+            "--out",
+            p(&signed),
+            "--legacy",
+            p(&dp.join("img.bin.gz")),
+        ]),
+        1,
+        "directory",
+    );
+    assert_eq!(std::fs::read(&signed).unwrap(), b"previous");
+    // The same file for two outputs.
+    fails(
+        ota(&[
+            "sign",
+            "--privatekey",
+            p(&key),
+            "--bin",
+            p(&inp),
+            "--out",
+            p(&dp.join("same")),
+            "--legacy",
+            p(&dp.join("./same")),
+        ]),
+        1,
+        "two outputs",
+    );
+    assert_eq!(names(dp), vec!["img.bin.gz", "in.bin", "k.pem", "s.signed"]);
+}
+
+#[test]
+fn dash_writes_a_single_stream_to_standard_output() {
+    let d = tempfile::tempdir().unwrap();
+    let inp = input(d.path());
+    let file = d.path().join("f.gz");
+    ok(ota(&["gzip", p(&inp), "-o", p(&file)]));
+    let o = ota(&["gzip", p(&inp), "-o", "-"]);
+    assert!(o.status.success());
+    assert_eq!(o.stdout, std::fs::read(&file).unwrap());
+    // Status text went to stderr, not into the stream.
+    assert!(String::from_utf8_lossy(&o.stderr).contains("bytes"));
+    let block = ota(&["command", "--src", "0x100000", "--len", "4096", "-o", "-"]);
+    assert!(block.status.success());
+    assert_eq!(block.stdout.len(), 128);
+    assert_eq!(names(d.path()), vec!["f.gz", "in.bin"]);
+}
+
+#[test]
+fn keygen_does_not_replace_an_existing_key_without_force() {
+    let d = tempfile::tempdir().unwrap();
+    let key = d.path().join("private.key");
+    std::fs::write(&key, b"the key devices trust").unwrap();
+    fails(
+        ota(&["keygen", "--bits", "1024", "-o", p(&key)]),
+        1,
+        "--force",
+    );
+    assert_eq!(std::fs::read(&key).unwrap(), b"the key devices trust");
+    ok(ota(&["keygen", "--bits", "1024", "-o", p(&key), "--force"]));
+    assert!(std::fs::read_to_string(&key)
+        .unwrap()
+        .contains("BEGIN PRIVATE KEY"));
+}
