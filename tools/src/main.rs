@@ -490,6 +490,8 @@ fn cmd_verify(a: VerifyArgs) -> Result<()> {
 }
 
 fn cmd_pubkey(a: PubkeyArgs) -> Result<()> {
+    // `file_bytes` is what --format header embeds: the public key file as given (what
+    // signing.py embeds), or the derived SPKI PEM; never private key material.
     let (key, file_bytes) = match (&a.privatekey, &a.publickey) {
         (Some(p), _) => {
             let k = sign::read_private_key(&read_file(p)?)
@@ -500,10 +502,17 @@ fn cmd_pubkey(a: PubkeyArgs) -> Result<()> {
         }
         (None, Some(p)) => {
             let bytes = read_file(p)?;
-            (
-                sign::read_public_key(&bytes).map_err(|e| with_path(p, e))?,
-                bytes,
-            )
+            let (k, was_private) = sign::read_key(&bytes).map_err(|e| with_path(p, e))?;
+            if was_private {
+                eprintln!(
+                    "otatool: note: {} holds a PRIVATE key; writing only the public key derived from it",
+                    p.display()
+                );
+                let pem = sign::public_pem(&k).into_bytes();
+                (k, pem)
+            } else {
+                (k, bytes)
+            }
         }
         (None, None) => return Err(Error::invalid("give --privatekey or --publickey")),
     };

@@ -336,3 +336,152 @@ fn keygen_does_not_replace_an_existing_key_without_force() {
         .unwrap()
         .contains("BEGIN PRIVATE KEY"));
 }
+
+fn openssl(args: &[&str]) {
+    let o = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl (cargo xtask setup)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// The bytes of a signing.py-style header.
+fn header_bytes(h: &str) -> Vec<u8> {
+    h.lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').strip_prefix("0x"))
+        .map(|x| u8::from_str_radix(x, 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn pubkey_from_a_private_key_emits_only_the_public_key() {
+    let d = tempfile::tempdir().unwrap();
+    let key = d.path().join("private.key");
+    let public = d.path().join("public.key");
+    ok(ota(&[
+        "keygen",
+        "--bits",
+        "1024",
+        "-o",
+        p(&key),
+        "--pubout",
+        p(&public),
+    ]));
+    let want_pem = std::fs::read(&public).unwrap();
+    // The private key given where the public one belongs, for every format.
+    for (fmt, flag) in [
+        ("header", "--publickey"),
+        ("pem", "--publickey"),
+        ("header", "--privatekey"),
+    ] {
+        let o = ota(&["pubkey", flag, p(&key), "--format", fmt]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let out = String::from_utf8(o.stdout).unwrap();
+        let text = if fmt == "header" {
+            assert!(out.contains("#define ARDUINO_SIGNING 1"));
+            String::from_utf8(header_bytes(&out)).unwrap()
+        } else {
+            out
+        };
+        assert!(text.starts_with("-----BEGIN PUBLIC KEY-----\n"), "{text}");
+        assert!(!text.contains("PRIVATE"), "{text}");
+        assert_eq!(text.as_bytes(), &want_pem[..], "{fmt} {flag}");
+        if flag == "--publickey" {
+            assert!(String::from_utf8_lossy(&o.stderr).contains("PRIVATE key"));
+        }
+    }
+    // Written to a file, the header holds no private material either.
+    let h = d.path().join("Updater_Signing.h");
+    ok(ota(&[
+        "pubkey",
+        "--publickey",
+        p(&key),
+        "--format",
+        "header",
+        "-o",
+        p(&h),
+    ]));
+    let embedded = header_bytes(&std::fs::read_to_string(&h).unwrap());
+    assert_eq!(embedded, want_pem);
+}
+
+#[test]
+fn ec_and_ed25519_keys_are_refused_with_the_reason() {
+    let d = tempfile::tempdir().unwrap();
+    let dp = d.path();
+    let ec8 = dp.join("ec8.pem");
+    let ec_trad = dp.join("ec-trad.pem");
+    let ed = dp.join("ed.pem");
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        p(&ec8),
+    ]);
+    openssl(&[
+        "ecparam",
+        "-name",
+        "prime256v1",
+        "-genkey",
+        "-noout",
+        "-out",
+        p(&ec_trad),
+    ]);
+    openssl(&["genpkey", "-algorithm", "ed25519", "-out", p(&ed)]);
+    let ec_pub = dp.join("ec-pub.pem");
+    let ed_pub = dp.join("ed-pub.pem");
+    let ec_der = dp.join("ec.der");
+    openssl(&["pkey", "-in", p(&ec8), "-pubout", "-out", p(&ec_pub)]);
+    openssl(&["pkey", "-in", p(&ed), "-pubout", "-out", p(&ed_pub)]);
+    openssl(&[
+        "pkey",
+        "-in",
+        p(&ec8),
+        "-outform",
+        "DER",
+        "-out",
+        p(&ec_der),
+    ]);
+    let inp = input(dp);
+    let before = names(dp);
+    for (key, kind) in [
+        (&ec8, "EC"),
+        (&ec_trad, "EC"),
+        (&ed, "Ed25519"),
+        (&ec_der, "EC"),
+    ] {
+        let err = fails(
+            ota(&[
+                "sign",
+                "--privatekey",
+                p(key),
+                "--bin",
+                p(&inp),
+                "--out",
+                p(&dp.join("o")),
+            ]),
+            1,
+            &format!("{kind} key"),
+        );
+        assert!(
+            err.contains("RSA keys only") && err.contains(p(key)),
+            "{err}"
+        );
+    }
+    for (key, kind) in [(&ec_pub, "EC"), (&ed_pub, "Ed25519")] {
+        fails(
+            ota(&["pubkey", "--publickey", p(key), "--format", "header"]),
+            1,
+            &format!("{kind} key"),
+        );
+        fails(
+            ota(&["verify", "--publickey", p(key), "--bin", p(&inp)]),
+            1,
+            "RSA keys only",
+        );
+    }
+    assert_eq!(names(dp), before);
+}
