@@ -9,6 +9,7 @@ pub mod image;
 
 pub use error::{Error, Result};
 pub mod cmdblock;
+pub mod fit;
 pub mod gzip;
 pub mod info;
 pub mod layout;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use tools::command::{Command, ACTION_LOAD_APP, EXT_CRC, EXT_TRIAL};
 use tools::image::{FlashFreq, FlashMode, FlashParams, FlashSize};
 use tools::output::Outputs;
-use tools::{cmdblock, gzip, image, info, layout, read_file, sign, Error, Result};
+use tools::{cmdblock, fit, gzip, image, info, layout, read_file, sign, Error, Result};
 
 #[derive(Parser)]
 #[command(
@@ -126,9 +126,13 @@ struct InfoArgs {
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
-    /// Say whether the file fits this flash layout as an OTA update.
+    /// Say where the file is staged as an OTA update on this flash layout and whether it
+    /// fits (exit code 3 when it does not).
     #[arg(long)]
     layout: Option<String>,
+    /// Size of the sketch running on the device, for --layout's fit check.
+    #[arg(long, value_parser = parse_num, requires = "layout")]
+    current: Option<u32>,
     /// Verify a signed file's signature with this public (or private) key.
     #[arg(long, alias = "publickey")]
     pubkey: Option<PathBuf>,
@@ -273,20 +277,32 @@ struct CommandArgs {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("update").args(["size", "image"])))]
 struct LayoutArgs {
     /// Layout name (e.g. 4M2M, 1M64, 1M); without it, list all.
     name: Option<String>,
-    /// Update size in bytes (or K/M suffix).
-    #[arg(long, value_parser = parse_num, conflicts_with = "image")]
+    /// Size of an uncompressed update in bytes (or K/M suffix): where it is staged, whether it fits.
+    #[arg(long, value_parser = parse_update_size, requires = "name")]
     size: Option<u32>,
-    /// Take the update size from this file.
-    #[arg(long)]
+    /// Take the update from this file (image, gzip, signed): staged by its size as sent,
+    /// checked as a sketch by its inflated size.
+    #[arg(long, requires = "name")]
     image: Option<PathBuf>,
-    /// Size of the sketch running on the device (default: same as the update).
-    #[arg(long, value_parser = parse_num)]
+    /// Size of the sketch running on the device (ESP.getSketchSize()). Without it, the
+    /// largest running sketch that leaves room for the update is reported instead.
+    #[arg(long, value_parser = parse_num, requires = "update")]
     current: Option<u32>,
+    /// Machine-readable output.
     #[arg(long)]
     json: bool,
+}
+
+/// An update size: as [`parse_num`], but never 0 (`Updater::begin(0)` fails).
+fn parse_update_size(s: &str) -> std::result::Result<u32, String> {
+    match parse_num(s)? {
+        0 => Err("an update of 0 bytes is refused by the Updater (Updater::begin(0) fails)".into()),
+        n => Ok(n),
+    }
 }
 
 fn main() -> ExitCode {
@@ -377,19 +393,44 @@ fn cmd_info(a: InfoArgs) -> Result<()> {
         None => None,
     };
     let opts = info::Options {
-        layout: layout.as_ref(),
         public_key: key.as_ref(),
     };
     let report = info::inspect(&data, &opts).map_err(|e| with_path(&a.file, e))?;
+    // The same computation as `layout --image`, on the same bytes.
+    let plan = match &layout {
+        Some(l) => Some(
+            fit::sizes_of(&data)
+                .map(|sz| fit::fit(l, &sz, a.current))
+                .map_err(|e| {
+                    with_path(&a.file, Error::invalid(format!("--layout {}: {e}", l.name)))
+                }),
+        ),
+        None => None,
+    };
+    let fitted = plan.as_ref().and_then(|p| p.as_ref().ok());
     if a.json {
+        let mut v = serde_json::to_value(&report).expect("report serialises");
+        if let (Some(f), Some(obj)) = (fitted, v.as_object_mut()) {
+            obj.insert(
+                "fit".into(),
+                serde_json::to_value(f).expect("fit serialises"),
+            );
+        }
         println!(
             "{}",
-            serde_json::to_string_pretty(&report).expect("report serialises")
+            serde_json::to_string_pretty(&v).expect("report serialises")
         );
     } else {
         print!("{}", info::render(&report));
+        if let Some(f) = fitted {
+            print!("{}", f.render());
+        }
     }
-    Ok(())
+    match plan {
+        Some(Ok(f)) => f.check().map_err(|e| with_path(&a.file, e)),
+        Some(Err(e)) => Err(e),
+        None => Ok(()),
+    }
 }
 
 fn cmd_gzip(a: GzipArgs) -> Result<()> {
@@ -599,16 +640,30 @@ fn cmd_layout(a: LayoutArgs) -> Result<()> {
         return Ok(());
     };
     let l = layout::find(name)?;
-    let size = match (&a.image, a.size) {
-        (Some(p), _) => Some(
-            u32::try_from(read_file(p)?.len())
-                .map_err(|_| Error::invalid("file larger than 4 GiB"))?,
-        ),
-        (None, s) => s,
+    let sizes = match (&a.image, a.size) {
+        (Some(p), _) => {
+            let sz = fit::sizes_of(&read_file(p)?).map_err(|e| with_path(p, e))?;
+            if sz.gzip_trailing > 0 {
+                eprintln!(
+                    "otatool: warning: {}: {} bytes after the gzip member; the bootloader refuses this file (see otatool info)",
+                    p.display(),
+                    sz.gzip_trailing
+                );
+            }
+            Some(sz)
+        }
+        (None, Some(n)) => Some(fit::UpdateSizes {
+            transferred: n,
+            installed: n,
+            gzip: false,
+            signed: false,
+            gzip_trailing: 0,
+        }),
+        (None, None) => None,
     };
-    let plan = size.map(|s| l.plan(s, a.current.unwrap_or(s)));
+    let plan = sizes.as_ref().map(|sz| fit::fit(&l, sz, a.current));
     if a.json {
-        let v = serde_json::json!({ "layout": l, "plan": plan });
+        let v = serde_json::json!({ "layout": l, "fit": plan });
         println!(
             "{}",
             serde_json::to_string_pretty(&v).expect("layout serialises")
@@ -645,19 +700,11 @@ fn cmd_layout(a: LayoutArgs) -> Result<()> {
             l.eeprom, l.rf_cal, l.sdk_config, l.flash_size
         );
         if let Some(p) = &plan {
-            let staging = p.staging.map_or("none".to_string(), |s| {
-                format!("0x{s:06X}..0x{:06X}", p.staging_end)
-            });
-            println!("  update of {} bytes: staged at {staging} (FS_start - roundup4K(size)); running sketch {} bytes", p.update_size, p.current_sketch);
-            println!(
-                "  OTA: {}; as a sketch: {}",
-                if p.ota_fits { "fits" } else { "does NOT fit" },
-                if p.sketch_fits { "fits" } else { "too big" }
-            );
+            print!("{}", p.render());
         }
     }
-    if let Some(s) = size {
-        l.check_ota(s, a.current.unwrap_or(s))?;
+    match plan {
+        Some(p) => p.check(),
+        None => Ok(()),
     }
-    Ok(())
 }
