@@ -296,6 +296,17 @@ fn image_file(b: &[u8]) -> Result<Report> {
                      eboot and eboot-rs do not check it (the whole-image CRC covers the image)"
                         .to_string(),
                 );
+            } else if crc.is_some_and(|c| c.valid) {
+                // The CRC vouches for the file as written, so the checksum was computed
+                // over other bytes at 0x1010: the app ELF had code or data there instead
+                // of the zero __crc_len/__crc_val words, and the CRC replaced them.
+                app.checksum_note = Some(
+                    "the whole-image CRC is valid, so the file is as elf2bin/otatool wrote it: the checksum was \
+                     computed over 8 nonzero bytes at 0x1010 that the CRC then replaced. The app ELF had no \
+                     __crc_len/__crc_val words there (a core before 3.0.0?), so 8 bytes of the sketch's own \
+                     code or data at 0x40201010 are overwritten and the sketch may crash"
+                        .to_string(),
+                );
             }
         }
     }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod image;
 
 pub use error::{Error, Result};
+pub mod checks;
 pub mod cmdblock;
 pub mod fit;
 pub mod gzip;

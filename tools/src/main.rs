@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use tools::command::{Command, ACTION_LOAD_APP, EXT_CRC, EXT_TRIAL};
 use tools::image::{FlashFreq, FlashMode, FlashParams, FlashSize};
 use tools::output::Outputs;
-use tools::{cmdblock, fit, gzip, image, info, layout, read_file, sign, Error, Result};
+use tools::{checks, cmdblock, fit, gzip, image, info, layout, read_file, sign, Error, Result};
 
 #[derive(Parser)]
 #[command(
@@ -269,8 +269,13 @@ struct CommandArgs {
     /// Extended: expected CRC-32 (gzip's) of the copied output (args[5]).
     #[arg(long, value_parser = parse_num)]
     crc: Option<u32>,
+    /// Output form: the 128 raw bytes, or one line of hex.
     #[arg(long, value_enum, default_value = "bin")]
     format: BlockFormat,
+    /// Write a copy command the bootloader refuses (length 0, source or destination not
+    /// 4 KiB aligned): for bench tests of that refusal.
+    #[arg(long)]
+    force: bool,
     /// Output file (hex goes to standard output without it).
     #[arg(short = 'o', long)]
     out: Option<PathBuf>,
@@ -361,7 +366,13 @@ fn cmd_image(a: ImageArgs) -> Result<()> {
         e => with_path(&a.bootloader, e),
     })?;
     if let Some(l) = &layout {
+        if let Some(w) = checks::flash_size_vs_layout(params.size, l) {
+            warn(&w);
+        }
         l.check_sketch(img.len() as u32)?;
+    }
+    if let Some(w) = checks::crc_words(&app) {
+        warn(&format!("{}: {w}", a.app.display()));
     }
     let mut outs = Outputs::new();
     let mut said = vec![format!("{}: {} bytes", a.out.display(), img.len())];
@@ -571,6 +582,9 @@ fn cmd_pubkey(a: PubkeyArgs) -> Result<()> {
 }
 
 fn cmd_command(a: CommandArgs) -> Result<()> {
+    if matches!(a.action, Action::Copy) && !a.force {
+        checks::copy_command(a.src, a.dst, a.len)?;
+    }
     let mut cmd = Command::copy(a.src, a.dst, a.len);
     if let Action::Load = a.action {
         cmd.action = ACTION_LOAD_APP;
@@ -599,6 +613,10 @@ fn cmd_command(a: CommandArgs) -> Result<()> {
     let mut outs = Outputs::new();
     outs.add(out, bytes)?;
     outs.commit()
+}
+
+fn warn(msg: &str) {
+    eprintln!("otatool: warning: {msg}");
 }
 
 /// Status text: on standard output, unless an output goes there.

@@ -485,3 +485,186 @@ fn ec_and_ed25519_keys_are_refused_with_the_reason() {
     }
     assert_eq!(names(dp), before);
 }
+
+#[test]
+fn commands_the_bootloader_refuses_are_refused_unless_forced() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("cmd.bin");
+    for (args, want) in [
+        (vec!["--src", "0x100000", "--len", "0"], "--len is 0"),
+        (vec!["--src", "0x100000"], "--len is 0"),
+        (
+            vec!["--src", "0x100010", "--len", "4096"],
+            "--src 0x100010 is not 4 KiB aligned",
+        ),
+        (
+            vec!["--src", "0x100000", "--dst", "0x800", "--len", "4096"],
+            "--dst 0x800 is not 4 KiB aligned",
+        ),
+    ] {
+        let mut full = vec!["command", "-o", p(&out)];
+        full.extend(&args);
+        fails(ota(&full), 1, want);
+        assert!(!out.exists());
+        // --force (bench use) writes it, with the values asked for.
+        full.push("--force");
+        ok(ota(&full));
+        assert_eq!(std::fs::metadata(&out).unwrap().len(), 128);
+        std::fs::remove_file(&out).unwrap();
+    }
+    ok(ota(&[
+        "command",
+        "--src",
+        "0x100000",
+        "--len",
+        "1",
+        "-o",
+        p(&out),
+    ]));
+}
+
+#[test]
+fn layout_refuses_size_zero_and_sizes_without_a_layout() {
+    for (args, want) in [
+        (
+            vec!["layout", "4M2M", "--size", "0"],
+            "refused by the Updater",
+        ),
+        (vec!["layout", "--size", "1000"], "<NAME>"),
+        (vec!["layout", "--image", "x.bin"], "<NAME>"),
+        (vec!["layout", "4M2M", "--current", "1000"], "--size"),
+        (vec!["info", "x.bin", "--current", "1000"], "--layout"),
+    ] {
+        let o = ota(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(o.stdout.is_empty());
+    }
+}
+
+#[test]
+fn image_warns_when_flash_size_and_layout_disagree() {
+    let d = tempfile::tempdir().unwrap();
+    let f = fixtures();
+    let out = d.path().join("x.bin");
+    let (boot, app) = (f.join("boot.elf"), f.join("app.elf"));
+    let base = [
+        "image",
+        "--bootloader",
+        p(&boot),
+        "--app",
+        p(&app),
+        "-o",
+        p(&out),
+    ];
+    let mut args = base.to_vec();
+    args.extend(["-s", "1M", "--layout", "4M2M"]);
+    let o = ota(&args);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("warning: flash size 1M")
+            && err.contains("layout 4M2M, which is for 4M flash"),
+        "{err}"
+    );
+    let mut args = base.to_vec();
+    args.extend(["-s", "4M", "--layout", "4M2M"]);
+    let o = ota(&args);
+    assert!(o.status.success());
+    assert!(
+        o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// The fixture app ELF as an old core would have built it: no `__crc_len`/`__crc_val`
+/// symbols, and (when `code`) real bytes instead of the zero words at 0x40201010.
+fn old_core_elf(dir: &Path, code: bool) -> PathBuf {
+    let mut elf = std::fs::read(fixtures().join("app.elf")).unwrap();
+    for (from, to) in [
+        (&b"__crc_len\0"[..], &b"__old_len\0"[..]),
+        (b"__crc_val\0", b"__old_val\0"),
+    ] {
+        let at = elf
+            .windows(from.len())
+            .position(|w| w == from)
+            .expect("symbol name in strtab");
+        elf[at..at + to.len()].copy_from_slice(to);
+    }
+    if code {
+        let parsed = tools::image::parse_elf(&elf).unwrap();
+        let irom = parsed
+            .sections
+            .iter()
+            .find(|s| s.name == ".irom0.text")
+            .unwrap();
+        assert_eq!(irom.addr, 0x4020_1010);
+        let off = irom.data.unwrap().as_ptr() as usize - elf.as_ptr() as usize;
+        drop(parsed);
+        elf[off..off + 8].copy_from_slice(&[0x12, 0xC1, 0xF0, 0x09, 0x01, 0xC9, 0x11, 0x0D]);
+    }
+    let f = dir.join(if code { "old-code.elf" } else { "old.elf" });
+    std::fs::write(&f, elf).unwrap();
+    f
+}
+
+#[test]
+fn an_elf_without_crc_words_is_warned_about_and_explained_by_info() {
+    let d = tempfile::tempdir().unwrap();
+    let f = fixtures();
+    let boot = f.join("boot.elf");
+    // Symbols gone, words still zero: same bytes as elf2bin, plus a warning.
+    let old = old_core_elf(d.path(), false);
+    let out = d.path().join("old.bin");
+    let o = ota(&[
+        "image",
+        "--bootloader",
+        p(&boot),
+        "--app",
+        p(&old),
+        "-o",
+        p(&out),
+    ]);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("warning:") && err.contains("no __crc_len/__crc_val"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(f.join("expected-dio-40-4M.bin")).unwrap()
+    );
+    // Real code at 0x40201010: overwritten, and info says why the checksum is wrong.
+    let old = old_core_elf(d.path(), true);
+    let o = ota(&[
+        "image",
+        "--bootloader",
+        p(&boot),
+        "--app",
+        p(&old),
+        "-o",
+        p(&out),
+    ]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no __crc_len/__crc_val"));
+    let text = ok(ota(&["info", p(&out)]));
+    assert!(
+        text.contains("checksum") && text.contains("INVALID"),
+        "{text}"
+    );
+    assert!(text.contains("had no __crc_len/__crc_val"), "{text}");
+    // The fixture itself gets no warning.
+    let o = ota(&[
+        "image",
+        "--bootloader",
+        p(&boot),
+        "--app",
+        p(&f.join("app.elf")),
+        "-o",
+        p(&out),
+    ]);
+    assert!(o.status.success() && o.stderr.is_empty());
+}
