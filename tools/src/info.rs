@@ -231,6 +231,14 @@ fn inspect_depth(b: &[u8], opts: &Options, depth: u32) -> Result<Report> {
     if b[0] == bootloader::image::MAGIC {
         return image_file(b);
     }
+    if image::is_elf(b) {
+        let why = "this is an ELF file (linker output), not a flash image; \
+                   make the image with `otatool image --bootloader BOOT --app FILE -o OUT`";
+        if depth == 0 {
+            return Err(Error::invalid(why));
+        }
+        return Ok(unknown(b, why));
+    }
     let why = format!(
         "first byte 0x{:02X} is no known magic (0xE9 image, 1F 8B gzip, command block)",
         b[0]

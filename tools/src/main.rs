@@ -13,7 +13,11 @@ use tools::{checks, cmdblock, fit, gzip, image, info, layout, read_file, sign, E
 #[command(
     name = "otatool",
     version,
-    about = "ESP8266 OTA release tool: image, gzip, sign, inspect, plan"
+    about = "ESP8266 OTA release tool: image, gzip, sign, inspect, plan",
+    after_help = "Exit codes: 0 success, 1 failure (bad input, refused, I/O error), 2 usage error, \
+3 the image or update does not fit the flash layout asked about.\n\
+Outputs: regular files only, written through symlinks, existing mode kept (new files: 0666 \
+minus umask), read-only files refused, all outputs of a run or none; -o - is standard output."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -109,7 +113,7 @@ struct ImageArgs {
     app: PathBuf,
     #[command(flatten)]
     flash: Flash,
-    /// Output image (serial flash at 0x0, and the OTA update image).
+    /// Output image (serial flash at 0x0, and the OTA update image); `-` for standard output.
     #[arg(short = 'o', long)]
     out: PathBuf,
     /// Also write OUT.gz (the smallest gzip; what elf2bin's `-g Arduino` does).
@@ -122,6 +126,7 @@ struct ImageArgs {
 
 #[derive(Args)]
 struct InfoArgs {
+    /// The file to explain: flash or app image, bootloader image, gzip, signed file, command block.
     file: PathBuf,
     /// Machine-readable output.
     #[arg(long)]
@@ -142,22 +147,27 @@ struct InfoArgs {
 enum Compressor {
     /// The smaller of zopfli and flate2 (default).
     Best,
+    /// zopfli only (smallest in practice, ~4 s per MB).
     Zopfli,
+    /// flate2 at its best level only (fast, ~0.5 % larger than gzip -9).
     Flate2,
 }
 
 #[derive(Args)]
 struct GzipArgs {
+    /// File to compress (usually the flash image from `otatool image`).
     input: PathBuf,
+    /// gzip output (`-` for standard output).
     #[arg(short = 'o', long)]
     out: PathBuf,
+    /// Which compressor to use.
     #[arg(long, value_enum, default_value = "best")]
     compressor: Compressor,
 }
 
 #[derive(Args)]
 struct KeygenArgs {
-    /// Private key output (PKCS#8 PEM).
+    /// Private key output (PKCS#8 PEM, created 0600).
     #[arg(short = 'o', long, alias = "privatekey")]
     out: PathBuf,
     /// Also write the public key (SPKI PEM) here.
@@ -182,7 +192,7 @@ struct SignArgs {
     /// File to sign (a .bin or a .bin.gz: sign after gzip).
     #[arg(short = 'b', long)]
     bin: PathBuf,
-    /// Signed output (payload ‖ signature ‖ u32 LE length).
+    /// Signed output (payload ‖ signature ‖ u32 LE length); `-` for standard output.
     #[arg(short = 'o', long)]
     out: PathBuf,
     /// Also write a legacy-signed file (for devices with core ≤ 2.5.2).
@@ -223,12 +233,14 @@ struct PubkeyArgs {
         required_unless_present = "publickey"
     )]
     privatekey: Option<PathBuf>,
-    /// Public key file (for --format header its exact bytes are embedded, as signing.py does).
+    /// Public key file (for --format header its exact bytes are embedded, as signing.py
+    /// does; given a private key, only the public key derived from it is written).
     #[arg(short = 'p', long)]
     publickey: Option<PathBuf>,
+    /// Output form.
     #[arg(long, value_enum, default_value = "pem")]
     format: KeyFormat,
-    /// Output file (default: standard output).
+    /// Output file (default, or `-`: standard output).
     #[arg(short = 'o', long)]
     out: Option<PathBuf>,
 }
@@ -243,12 +255,15 @@ enum Action {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum BlockFormat {
+    /// The 128 bytes as they sit in RTC memory.
     Bin,
+    /// The same bytes as one line of hex (for `xxd -r -p` and test scripts).
     Hex,
 }
 
 #[derive(Args)]
 struct CommandArgs {
+    /// What the bootloader is asked to do.
     #[arg(long, value_enum, default_value = "copy")]
     action: Action,
     /// Staging offset (args[0]).
@@ -276,7 +291,7 @@ struct CommandArgs {
     /// 4 KiB aligned): for bench tests of that refusal.
     #[arg(long)]
     force: bool,
-    /// Output file (hex goes to standard output without it).
+    /// Output file (`-` for standard output; hex goes there without -o).
     #[arg(short = 'o', long)]
     out: Option<PathBuf>,
 }

@@ -668,3 +668,88 @@ fn an_elf_without_crc_words_is_warned_about_and_explained_by_info() {
     ]);
     assert!(o.status.success() && o.stderr.is_empty());
 }
+
+#[test]
+fn messages_name_the_file_and_say_what_is_wrong() {
+    let d = tempfile::tempdir().unwrap();
+    let f = fixtures();
+    let app = std::fs::read(f.join("app.elf")).unwrap();
+    let out = d.path().join("o.bin");
+    let boot = f.join("boot.elf");
+    for cut in [30, 3000, app.len() - 100] {
+        let t = d.path().join(format!("cut{cut}.elf"));
+        std::fs::write(&t, &app[..cut]).unwrap();
+        let err = fails(
+            ota(&[
+                "image",
+                "--bootloader",
+                p(&boot),
+                "--app",
+                p(&t),
+                "-o",
+                p(&out),
+            ]),
+            1,
+            "ELF is truncated",
+        );
+        assert!(err.contains(&format!("cut{cut}.elf")), "{err}");
+        assert!(!err.contains("Invalid ELF"), "{err}");
+    }
+    fails(
+        ota(&["info", p(&f.join("app.elf"))]),
+        1,
+        "this is an ELF file",
+    );
+    // A bootloader image one block too big for sector 0: the limit is 4080 bytes.
+    let big = tools::image::build_image(
+        &tools::image::FlashParams::default(),
+        0x4010_F000,
+        &[(0x4010_F000, &[0u8; 4072])],
+    )
+    .unwrap();
+    assert_eq!(big.len(), 4096);
+    let big_bin = d.path().join("big-boot.bin");
+    std::fs::write(&big_bin, big).unwrap();
+    fails(
+        ota(&[
+            "image",
+            "--bootloader",
+            p(&big_bin),
+            "--app",
+            p(&f.join("app.elf")),
+            "-o",
+            p(&out),
+        ]),
+        1,
+        "at most 4080",
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn every_help_entry_says_what_it_does_and_exit_codes_are_documented() {
+    let top = ok(ota(&["--help"]));
+    assert!(
+        top.contains("Exit codes: 0 success, 1 failure") && top.contains("3 the image"),
+        "{top}"
+    );
+    for sub in [
+        "image", "info", "gzip", "keygen", "sign", "verify", "pubkey", "command", "layout",
+    ] {
+        let h = ok(ota(&[sub, "-h"]));
+        let mut entries = 0;
+        for line in h.lines() {
+            let t = line.trim_start();
+            if !(line.starts_with("  ")
+                && (t.starts_with('-') || t.starts_with('<') || t.starts_with('[')))
+            {
+                continue;
+            }
+            entries += 1;
+            // "  -o, --out <OUT>   Output ..." : something after the flag column.
+            let described = t.split("  ").filter(|s| !s.trim().is_empty()).count() >= 2;
+            assert!(described, "{sub}: help entry without text: {line:?}");
+        }
+        assert!(entries >= 2, "{sub}: {h}");
+    }
+}
