@@ -38,7 +38,7 @@ enum Target {
         /// With symlinks followed: the file that is actually written.
         real: PathBuf,
         /// The file being replaced, if there is one.
-        existing: Option<fs::Metadata>,
+        existing: Option<Box<fs::Metadata>>,
     },
 }
 
@@ -147,7 +147,7 @@ fn check(path: &Path) -> Result<Target> {
             Ok(Target::File {
                 shown: path.to_path_buf(),
                 real,
-                existing: Some(m),
+                existing: Some(Box::new(m)),
             })
         }
         Ok(m) => Err(Error::refused(format!(
@@ -263,7 +263,7 @@ impl Outputs {
                             )));
                         }
                     }
-                    let tmp = stage(real, &item.data, existing.as_ref(), item.private)
+                    let tmp = stage(real, &item.data, existing.as_deref(), item.private)
                         .map_err(|e| write_error(shown, e))?;
                     staged.push(Staged {
                         tmp: Some(tmp),
