@@ -10,6 +10,7 @@ pub mod image;
 pub use error::{Error, Result};
 pub mod checks;
 pub mod cmdblock;
+pub mod dropin;
 pub mod fit;
 pub mod gzip;
 pub mod info;

@@ -44,6 +44,10 @@ enum Cmd {
     Command(CommandArgs),
     /// Arduino flash layouts: sketch limit, FS range, where an update is staged, whether it fits.
     Layout(LayoutArgs),
+    /// Drop-in for the Arduino core's tools/elf2bin.py: same options, byte-identical image.
+    Elf2bin(tools::dropin::Elf2binArgs),
+    /// Drop-in for the Arduino core's tools/signing.py: --mode header|sign, same rules, same bytes.
+    Signing(tools::dropin::SigningArgs),
 }
 
 fn parse_num(s: &str) -> std::result::Result<u32, String> {
@@ -357,6 +361,8 @@ fn run(cmd: Cmd) -> Result<()> {
         Cmd::Pubkey(a) => cmd_pubkey(a),
         Cmd::Command(a) => cmd_command(a),
         Cmd::Layout(a) => cmd_layout(a),
+        Cmd::Elf2bin(a) => tools::dropin::elf2bin(&a),
+        Cmd::Signing(a) => tools::dropin::signing(&a),
     }
 }
 
@@ -423,16 +429,11 @@ fn cmd_info(a: InfoArgs) -> Result<()> {
     };
     let report = info::inspect(&data, &opts).map_err(|e| with_path(&a.file, e))?;
     // The same computation as `layout --image`, on the same bytes.
-    let plan = match &layout {
-        Some(l) => Some(
-            fit::sizes_of(&data)
-                .map(|sz| fit::fit(l, &sz, a.current))
-                .map_err(|e| {
-                    with_path(&a.file, Error::invalid(format!("--layout {}: {e}", l.name)))
-                }),
-        ),
-        None => None,
-    };
+    let plan = layout.as_ref().map(|l| {
+        fit::sizes_of(&data)
+            .map(|sz| fit::fit(l, &sz, a.current))
+            .map_err(|e| with_path(&a.file, Error::invalid(format!("--layout {}: {e}", l.name))))
+    });
     let fitted = plan.as_ref().and_then(|p| p.as_ref().ok());
     if a.json {
         let mut v = serde_json::to_value(&report).expect("report serialises");

@@ -735,6 +735,7 @@ fn every_help_entry_says_what_it_does_and_exit_codes_are_documented() {
     );
     for sub in [
         "image", "info", "gzip", "keygen", "sign", "verify", "pubkey", "command", "layout",
+        "elf2bin", "signing",
     ] {
         let h = ok(ota(&[sub, "-h"]));
         let mut entries = 0;
