@@ -348,8 +348,12 @@ impl Outputs {
     }
 }
 
+/// The error for the output as the user named it: tempfile adds the temporary file's path
+/// to its errors (" at path ..."), which means nothing to the user, so it is cut off.
 fn write_error(shown: &Path, e: std::io::Error) -> Error {
-    Error::invalid(format!("cannot write {}: {e}", shown.display()))
+    let msg = e.to_string();
+    let msg = msg.split(" at path ").next().unwrap_or_default();
+    Error::invalid(format!("cannot write {}: {msg}", shown.display()))
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -386,7 +390,7 @@ fn stage(
         }));
     }
     let mut tmp = b.tempfile_in(parent_of(real))?;
-    tmp.write_all(data)?;
+    tmp.as_file_mut().write_all(data)?;
     if let Some(m) = existing {
         // The replaced file's own mode, exactly (not filtered by the umask).
         let mut perm = m.permissions();
@@ -495,6 +499,20 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn write_errors_name_the_target_not_the_temporary_file() {
+        let e = tempfile::Builder::new()
+            .prefix(".otatool-")
+            .tempfile_in("/nonexistent-otatool-dir")
+            .unwrap_err();
+        // The fault is real and carries the temporary name ...
+        assert!(e.to_string().contains(".otatool-"), "{e}");
+        // ... which the message does not pass on.
+        let m = write_error(Path::new("out.bin"), e).to_string();
+        assert!(m.starts_with("cannot write out.bin: "), "{m}");
+        assert!(!m.contains(".otatool-") && !m.contains("at path"), "{m}");
     }
 
     #[test]
