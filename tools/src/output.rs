@@ -317,19 +317,22 @@ impl Outputs {
         }
         if let Some(err) = failure {
             for (item, st) in self.items.iter().zip(staged.iter_mut()) {
-                let Target::File { real, .. } = &item.target else {
+                let Target::File { real, existing, .. } = &item.target else {
                     continue;
                 };
                 if !st.renamed {
                     continue;
                 }
-                match st.backup.take() {
-                    Some(b) => {
+                match (st.backup.take(), existing) {
+                    (Some(b), _) => {
                         let _ = b.persist(real);
                     }
-                    None => {
+                    (None, None) => {
                         let _ = fs::remove_file(real);
                     }
+                    // Replaced, but no backup could be linked (a filesystem without hard
+                    // links): the new contents stay rather than deleting the user's file.
+                    (None, Some(_)) => {}
                 }
             }
             return Err(err);
