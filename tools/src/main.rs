@@ -512,7 +512,7 @@ fn cmd_sign(a: SignArgs) -> Result<()> {
     if let Some(m) = &a.mode {
         if m != "sign" {
             return Err(Error::invalid(format!(
-                "--mode {m}: use `otatool pubkey --format header` for header mode"
+                "--mode {m}: `otatool sign` only signs; for signing.py's header mode use `otatool signing --mode header` (or `otatool pubkey --format header`)"
             )));
         }
     }

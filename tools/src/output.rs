@@ -150,11 +150,18 @@ fn check(path: &Path) -> Result<Target> {
                 existing: Some(Box::new(m)),
             })
         }
-        Ok(m) => Err(Error::refused(format!(
-            "{}{via} is {}; otatool writes regular files only",
-            real.display(),
-            kind_of(&m.file_type())
-        ))),
+        Ok(m) => {
+            let kind = kind_of(&m.file_type());
+            let hint = if m.is_dir() {
+                ""
+            } else {
+                " (-o - writes to standard output)"
+            };
+            Err(Error::refused(format!(
+                "{}{via} is {kind}; otatool writes regular files only{hint}",
+                real.display()
+            )))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let dir = parent_of(&real);
             match fs::metadata(dir) {
