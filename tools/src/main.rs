@@ -397,17 +397,24 @@ fn cmd_image(a: ImageArgs) -> Result<()> {
     }
     let mut outs = Outputs::new();
     let mut said = vec![format!("{}: {} bytes", a.out.display(), img.len())];
-    let gz = a.gzip.then(|| gzip::gzip_best(&img));
-    outs.add(&a.out, img)?;
-    if let Some(gz) = gz {
-        if tools::output::is_stdout(&a.out) {
-            return Err(Error::invalid(
-                "--gzip writes OUT.gz next to OUT, so -o - cannot be used with it",
-            ));
-        }
+    let gz_path = a.gzip.then(|| {
         let mut p = a.out.clone().into_os_string();
         p.push(".gz");
-        let p = PathBuf::from(p);
+        PathBuf::from(p)
+    });
+    if gz_path.is_some() && tools::output::is_stdout(&a.out) {
+        return Err(Error::invalid(
+            "--gzip writes OUT.gz next to OUT, so -o - cannot be used with it",
+        ));
+    }
+    // Both paths are checked before the (slow) compression.
+    tools::output::check_path(&a.out)?;
+    if let Some(p) = &gz_path {
+        tools::output::check_path(p)?;
+    }
+    let gz = gz_path.as_ref().map(|_| gzip::gzip_best(&img));
+    outs.add(&a.out, img)?;
+    if let (Some(p), Some(gz)) = (gz_path, gz) {
         said.push(format!("{}: {} bytes", p.display(), gz.len()));
         outs.add(&p, gz)?;
     }
@@ -462,9 +469,8 @@ fn cmd_info(a: InfoArgs) -> Result<()> {
 
 fn cmd_gzip(a: GzipArgs) -> Result<()> {
     let data = read_file(&a.input)?;
-    let mut outs = Outputs::new();
     // Checked before compressing: zopfli takes seconds per megabyte.
-    outs.add(&a.out, Vec::new())?;
+    tools::output::check_path(&a.out)?;
     let gz = match a.compressor {
         Compressor::Best => gzip::gzip_best(&data),
         Compressor::Zopfli => gzip::gzip_zopfli(&data),

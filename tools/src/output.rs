@@ -428,6 +428,12 @@ fn stage(
     Ok(tmp)
 }
 
+/// Checks that `path` may be written under the rules above, without writing anything
+/// (to refuse a bad output before slow work; [`Outputs::add`] checks again).
+pub fn check_path(path: &Path) -> Result<()> {
+    check(path).map(|_| ())
+}
+
 /// Writes one output under the rules above.
 pub fn write_one(path: &Path, data: &[u8]) -> Result<()> {
     let mut o = Outputs::new();
