@@ -123,10 +123,14 @@ fn fifo_directory_and_device_outputs_are_refused_and_left_alone() {
     std::fs::write(dir.join("keep"), b"k").unwrap();
     let dev = Path::new("/dev/null");
     let dev_before = std::fs::metadata(dev).unwrap();
+    // The node the issue saw replaced when run as root.
+    let full = Path::new("/dev/full");
+    let full_before = std::fs::metadata(full).unwrap();
     for (target, what) in [
         (&fifo, "FIFO"),
         (&dir, "directory"),
         (&dev.to_path_buf(), "device"),
+        (&full.to_path_buf(), "device"),
     ] {
         fails(ota(&["gzip", p(&inp), "-o", p(target)]), 1, what);
         fails(
@@ -154,6 +158,12 @@ fn fifo_directory_and_device_outputs_are_refused_and_left_alone() {
     assert_eq!(
         (dev_after.rdev(), dev_after.ino(), dev_after.mode()),
         (dev_before.rdev(), dev_before.ino(), dev_before.mode())
+    );
+    let full_after = std::fs::metadata(full).unwrap();
+    assert!(full_after.file_type().is_char_device());
+    assert_eq!(
+        (full_after.rdev(), full_after.ino()),
+        (full_before.rdev(), full_before.ino())
     );
     assert_eq!(names(d.path()), vec!["dir", "fifo", "in.bin", "to-fifo"]);
 }
