@@ -278,8 +278,18 @@ fn check_elf_extent(b: &[u8]) -> Result<()> {
     }
     let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as u64;
     for (what, off, entsize, num) in [
-        ("program header table", le32(&b[0x1C..]) as u64, u16_at(0x2A), u16_at(0x2C)),
-        ("section header table", le32(&b[0x20..]) as u64, u16_at(0x2E), u16_at(0x30)),
+        (
+            "program header table",
+            le32(&b[0x1C..]) as u64,
+            u16_at(0x2A),
+            u16_at(0x2C),
+        ),
+        (
+            "section header table",
+            le32(&b[0x20..]) as u64,
+            u16_at(0x2E),
+            u16_at(0x30),
+        ),
     ] {
         let end = off + entsize * num;
         if num > 0 && end > b.len() as u64 {
