@@ -13,9 +13,15 @@ pub enum Error {
     },
     /// An input is malformed: not an ELF, truncated, wrong magic, unparsable key, ...
     Invalid(String),
-    /// An input is well formed but refused: too big for a layout, key mismatch, bad signature.
+    /// An input is well formed but refused: key mismatch, bad signature, read-only output.
     Refused(String),
+    /// An update or image does not fit the flash layout (its own exit code, see
+    /// [`EXIT_DOES_NOT_FIT`]).
+    DoesNotFit(String),
 }
+
+/// Exit code of a run whose image does not fit the layout asked about.
+pub const EXIT_DOES_NOT_FIT: u8 = 3;
 
 impl Error {
     pub fn invalid(msg: impl Into<String>) -> Error {
@@ -36,7 +42,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Io { path, source } => write!(f, "{}: {}", path.display(), source),
-            Error::Invalid(m) | Error::Refused(m) => f.write_str(m),
+            Error::Invalid(m) | Error::Refused(m) | Error::DoesNotFit(m) => f.write_str(m),
         }
     }
 }

@@ -263,11 +263,51 @@ pub fn is_elf(b: &[u8]) -> bool {
     b.starts_with(b"\x7fELF")
 }
 
+/// Says in words when a 32-bit little-endian ELF is cut short (an interrupted copy or
+/// build), before the parser reports it as a bad header offset.
+fn check_elf_extent(b: &[u8]) -> Result<()> {
+    const EHDR: usize = 52;
+    if b.len() >= 6 && (b[4] != 1 || b[5] != 1) {
+        return Ok(()); // not ELF32 LE: the parser's own message is the better one
+    }
+    if b.len() < EHDR {
+        return Err(Error::invalid(format!(
+            "ELF is truncated: {} bytes, shorter than the {EHDR}-byte ELF header",
+            b.len()
+        )));
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as u64;
+    for (what, off, entsize, num) in [
+        (
+            "program header table",
+            le32(&b[0x1C..]) as u64,
+            u16_at(0x2A),
+            u16_at(0x2C),
+        ),
+        (
+            "section header table",
+            le32(&b[0x20..]) as u64,
+            u16_at(0x2E),
+            u16_at(0x30),
+        ),
+    ] {
+        let end = off + entsize * num;
+        if num > 0 && end > b.len() as u64 {
+            return Err(Error::invalid(format!(
+                "ELF is truncated: its {what} ends at byte {end} but the file has {} bytes (an interrupted copy or build?)",
+                b.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Parses a 32-bit little-endian Xtensa ELF (what xtensa-lx106-elf-ld writes).
 pub fn parse_elf(bytes: &[u8]) -> Result<Elf<'_>> {
     if !is_elf(bytes) {
         return Err(Error::invalid("not an ELF file (no \\x7fELF magic)"));
     }
+    check_elf_extent(bytes)?;
     let file = ElfFile32::<Endianness>::parse(bytes)
         .map_err(|e| Error::invalid(format!("not a valid 32-bit ELF: {e}")))?;
     let endian = file.endian();
@@ -422,12 +462,13 @@ pub fn bootloader_slot(bootloader: &[u8], params: &FlashParams) -> Result<Vec<u8
         img[3] = params.size_freq_byte();
         img
     };
-    // elf2bin's limit: the image plus 8 bytes must fit the slot.
+    // elf2bin's limit: the image plus 8 bytes must fit the slot. Images are whole
+    // 16-byte blocks, so the largest that passes is 4080 bytes.
     if img.len() + 8 > BOOTLOADER_SLOT {
         return Err(Error::refused(format!(
             "bootloader image is {} bytes; it must be at most {} to fit sector 0",
             img.len(),
-            BOOTLOADER_SLOT - 8
+            (BOOTLOADER_SLOT - 8) / 16 * 16
         )));
     }
     img.resize(BOOTLOADER_SLOT, SLOT_FILL);

@@ -5,7 +5,6 @@ use crate::cmdblock::{self, CommandReport};
 use crate::error::{Error, Result};
 use crate::gzip;
 use crate::image::{self, ParsedImage, BOOTLOADER_SLOT, SLOT_FILL};
-use crate::layout::{Layout, Plan};
 use crate::sign;
 use bootloader::image::{Region, ARDUINO_CRC_OFFSET, IRAM_END};
 use serde::Serialize;
@@ -63,7 +62,6 @@ pub enum Report {
         crc: Option<CrcReport>,
         /// Bytes after the app image (not part of any image).
         trailing: usize,
-        fits: Option<Plan>,
     },
     /// One ESP8266 image on its own (a bootloader .bin or an app image).
     Image {
@@ -71,7 +69,6 @@ pub enum Report {
         len: usize,
         image: ImageReport,
         trailing: usize,
-        fits: Option<Plan>,
         /// An extension image: the CRC-32 (ISO-HDLC) a command names it with.
         extension_crc: Option<u32>,
     },
@@ -86,9 +83,12 @@ pub enum Report {
         trailer_valid: bool,
         /// Bytes after the gzip member.
         trailing: usize,
-        /// ISIZE is the value eboot reads from the file's last 4 bytes.
+        /// Those bytes start another gzip member (a multi-member file, e.g. `cat a.gz b.gz`).
+        more_members: bool,
+        /// eboot-rs installs it: one member, its CRC-32 and ISIZE right, nothing after it.
+        bootloader_accepts: bool,
+        /// Compressed member size / inflated size.
         ratio: f64,
-        fits: Option<Plan>,
         contents: Box<Report>,
     },
     Signed {
@@ -169,7 +169,6 @@ fn image_report(p: &ParsedImage, offset: usize, by_rom: bool) -> ImageReport {
 /// Options for [`inspect`].
 #[derive(Default)]
 pub struct Options<'a> {
-    pub layout: Option<&'a Layout>,
     pub public_key: Option<&'a rsa::RsaPublicKey>,
 }
 
@@ -216,9 +215,6 @@ fn inspect_depth(b: &[u8], opts: &Options, depth: u32) -> Result<Report> {
         } else {
             unknown(&g.data, "nested too deep")
         };
-        let fits = opts
-            .layout
-            .map(|l| l.plan(b.len().max(g.data.len()) as u32, g.data.len() as u32));
         return Ok(Report::Gzip {
             len: b.len(),
             flags: g.flags,
@@ -228,13 +224,22 @@ fn inspect_depth(b: &[u8], opts: &Options, depth: u32) -> Result<Report> {
             isize: g.isize,
             trailer_valid: g.trailer_valid,
             trailing: b.len() - g.member_len,
+            more_members: gzip::is_gzip(&b[g.member_len..]),
+            bootloader_accepts: g.trailer_valid && b.len() == g.member_len,
             ratio: g.member_len as f64 / g.data.len().max(1) as f64,
-            fits,
             contents: Box::new(contents),
         });
     }
     if b[0] == bootloader::image::MAGIC {
-        return image_file(b, opts);
+        return image_file(b);
+    }
+    if image::is_elf(b) {
+        let why = "this is an ELF file (linker output), not a flash image; \
+                   make the image with `otatool image --bootloader BOOT --app FILE -o OUT`";
+        if depth == 0 {
+            return Err(Error::invalid(why));
+        }
+        return Ok(unknown(b, why));
     }
     let why = format!(
         "first byte 0x{:02X} is no known magic (0xE9 image, 1F 8B gzip, command block)",
@@ -265,9 +270,8 @@ fn unknown(b: &[u8], reason: &str) -> Report {
     }
 }
 
-fn image_file(b: &[u8], opts: &Options) -> Result<Report> {
+fn image_file(b: &[u8]) -> Result<Report> {
     let first = image::parse_image(b)?;
-    let fits = |len: usize| opts.layout.map(|l| l.plan(len as u32, len as u32));
     let is_flash = b.len() > BOOTLOADER_SLOT
         && first.len + 8 <= BOOTLOADER_SLOT
         && b[BOOTLOADER_SLOT] == bootloader::image::MAGIC;
@@ -288,7 +292,6 @@ fn image_file(b: &[u8], opts: &Options) -> Result<Report> {
             len: b.len(),
             image: image_report(&first, 0, role == "bootloader"),
             trailing: if bl_slot { 0 } else { trailing },
-            fits: if role == "app" { fits(b.len()) } else { None },
             extension_crc: (role == "extension").then(|| bootloader::crc::gzip(0, &b[..first.len])),
         });
     }
@@ -317,6 +320,17 @@ fn image_file(b: &[u8], opts: &Options) -> Result<Report> {
                      eboot and eboot-rs do not check it (the whole-image CRC covers the image)"
                         .to_string(),
                 );
+            } else if crc.is_some_and(|c| c.valid) {
+                // The CRC vouches for the file as written, so the checksum was computed
+                // over other bytes at 0x1010: the app ELF had code or data there instead
+                // of the zero __crc_len/__crc_val words, and the CRC replaced them.
+                app.checksum_note = Some(
+                    "the whole-image CRC is valid, so the file is as elf2bin/otatool wrote it: the checksum was \
+                     computed over 8 nonzero bytes at 0x1010 that the CRC then replaced. The app ELF had no \
+                     __crc_len/__crc_val words there (a core before 3.0.0?), so 8 bytes of the sketch's own \
+                     code or data at 0x40201010 are overwritten and the sketch may crash"
+                        .to_string(),
+                );
             }
         }
     }
@@ -333,7 +347,6 @@ fn image_file(b: &[u8], opts: &Options) -> Result<Report> {
             absent: c.absent,
             valid: c.valid,
         }),
-        fits: fits(b.len()),
     })
 }
 
@@ -371,22 +384,6 @@ fn render_image(out: &mut String, title: &str, r: &ImageReport) {
     }
 }
 
-fn render_fit(out: &mut String, p: &Option<Plan>) {
-    if let Some(p) = p {
-        let staging = p.staging.map_or(
-            "none (larger than the space below the FS)".to_string(),
-            |s| format!("0x{s:06X}..0x{:06X}", p.staging_end),
-        );
-        let _ = writeln!(
-            out,
-            "layout {}: staging {staging}; OTA next to a same-size sketch: {}; as a sketch: {}",
-            p.layout,
-            if p.ota_fits { "fits" } else { "DOES NOT FIT" },
-            if p.sketch_fits { "fits" } else { "TOO BIG" }
-        );
-    }
-}
-
 /// Human-readable form of a report.
 pub fn render(r: &Report) -> String {
     let mut out = String::new();
@@ -403,7 +400,6 @@ fn render_into(out: &mut String, r: &Report) {
             app,
             crc,
             trailing,
-            fits,
         } => {
             let _ = writeln!(
                 out,
@@ -442,14 +438,12 @@ fn render_into(out: &mut String, r: &Report) {
             if *trailing > 0 {
                 let _ = writeln!(out, "note: {trailing} bytes after the app image");
             }
-            render_fit(out, fits);
         }
         Report::Image {
             role,
             len,
             image,
             trailing,
-            fits,
             extension_crc,
         } => {
             let _ = writeln!(out, "ESP8266 {role} image, file {len} bytes");
@@ -466,7 +460,6 @@ fn render_into(out: &mut String, r: &Report) {
             if *trailing > 0 {
                 let _ = writeln!(out, "note: {trailing} bytes after the image");
             }
-            render_fit(out, fits);
         }
         Report::Gzip {
             len,
@@ -474,24 +467,42 @@ fn render_into(out: &mut String, r: &Report) {
             isize,
             trailer_valid,
             trailing,
+            more_members,
             ratio,
-            fits,
             contents,
             name,
             ..
         } => {
+            let trailer = match (*trailer_valid, *trailing) {
+                (true, 0) => "trailer valid",
+                (true, _) => "member trailer valid, but the file goes on after it",
+                (false, _) => "trailer INVALID (CRC-32 or ISIZE does not match the data)",
+            };
             let _ = writeln!(
                 out,
-                "gzip, {len} bytes -> {isize} bytes (ratio {ratio:.3}), CRC-32 0x{crc32:08X}, trailer {}",
-                if *trailer_valid { "valid" } else { "INVALID" }
+                "gzip, {len} bytes -> {isize} bytes (ratio {ratio:.3}), CRC-32 0x{crc32:08X}, {trailer}"
             );
             if let Some(n) = name {
                 let _ = writeln!(out, "  stored name: {n}");
             }
             if *trailing > 0 {
-                let _ = writeln!(out, "  note: {trailing} bytes after the gzip member; eboot reads ISIZE from the file's last 4 bytes and would get it wrong");
+                let what = if *more_members {
+                    "another gzip member (several members in one file)"
+                } else {
+                    "data that is not gzip"
+                };
+                let _ = writeln!(
+                    out,
+                    "  REFUSED by the bootloader: {trailing} bytes after the first gzip member are {what}; \
+                     eboot-rs refuses the file (GzipTrailer) and stock eboot would take ISIZE from the file's last 4 bytes. \
+                     Compress the image as one member (otatool gzip)"
+                );
+            } else if !*trailer_valid {
+                let _ = writeln!(
+                    out,
+                    "  REFUSED by eboot-rs (GzipTrailer); stock eboot does not check the gzip CRC"
+                );
             }
-            render_fit(out, fits);
             let _ = writeln!(out, "--- contents:");
             render_into(out, contents);
         }

@@ -1,5 +1,5 @@
 //! The Arduino core's flash layouts (the "Flash Size" menu) and the Updater's arithmetic on
-//! them: where an update is staged and whether it fits.
+//! them. Where an update is staged and whether it fits is [`crate::fit`].
 //!
 //! Computed with the same rules as the core's `tools/boards.txt.py` (`flash_map`), which
 //! generates the `eagle.flash.*.ld` scripts; the test below pins the results to the table
@@ -144,76 +144,20 @@ pub const fn roundup4k(n: u32) -> u32 {
     n.div_ceil(SECTOR) * SECTOR
 }
 
-/// What the Updater and the bootloader will do with an update of `size` bytes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Plan {
-    pub layout: String,
-    pub update_size: u32,
-    /// Size of the running sketch the Updater assumes (`ESP.getSketchSize()`).
-    pub current_sketch: u32,
-    /// `FS_start − roundup4K(size)` (`Updater::begin`), `None` when that would be negative.
-    pub staging: Option<u32>,
-    pub staging_end: u32,
-    /// `roundup4K(current) + roundup4K(size) ≤ FS_start`: the Updater accepts it.
-    pub ota_fits: bool,
-    /// The image, once copied to 0x0, stays below the FS and inside the irom0 window.
-    pub sketch_fits: bool,
-}
-
-impl Plan {
-    pub fn fits(&self) -> bool {
-        self.ota_fits && self.sketch_fits
-    }
-}
-
 impl Layout {
     /// End of the sketch area in flash: an image written at 0x0 must end at or below it.
     pub fn sketch_end(&self) -> u32 {
         self.max_sketch + RESERVED
     }
 
-    /// The Updater's plan for a sketch update of `size` bytes while a sketch of
-    /// `current` bytes runs. `size` is the uncompressed image length for `sketch_fits`
-    /// and the transferred length for staging; pass the larger of the two when unsure.
-    pub fn plan(&self, size: u32, current: u32) -> Plan {
-        let rounded = roundup4k(size);
-        let staging = self.fs_start.checked_sub(rounded);
-        Plan {
-            layout: self.name.clone(),
-            update_size: size,
-            current_sketch: current,
-            staging,
-            staging_end: self.fs_start,
-            ota_fits: staging.is_some_and(|s| s >= roundup4k(current)),
-            sketch_fits: size <= self.sketch_end(),
-        }
-    }
-
     /// Refuses an image of `size` bytes that cannot be a sketch in this layout.
     pub fn check_sketch(&self, size: u32) -> Result<()> {
         if size > self.sketch_end() {
-            return Err(Error::refused(format!(
+            return Err(Error::DoesNotFit(format!(
                 "image is {size} bytes, too big for layout {}: a sketch image may be at most {} bytes (max sketch {} + {RESERVED})",
                 self.name,
                 self.sketch_end(),
                 self.max_sketch
-            )));
-        }
-        Ok(())
-    }
-
-    /// Refuses an update the Updater would refuse (UPDATE_ERROR_SPACE) or that cannot be
-    /// a sketch.
-    pub fn check_ota(&self, size: u32, current: u32) -> Result<()> {
-        self.check_sketch(size)?;
-        let p = self.plan(size, current);
-        if !p.ota_fits {
-            return Err(Error::refused(format!(
-                "update of {size} bytes does not fit layout {} next to a {current}-byte sketch: \
-                 roundup4K({current}) + roundup4K({size}) = {} > FS start 0x{:X}",
-                self.name,
-                roundup4k(current) as u64 + roundup4k(size) as u64,
-                self.fs_start
             )));
         }
         Ok(())
@@ -261,17 +205,10 @@ mod tests {
     }
 
     #[test]
-    fn staging_and_fit() {
+    fn sketch_limit() {
         let l = find("1M64").unwrap();
-        let p = l.plan(400_000, 400_000);
-        assert_eq!(p.staging, Some(0xEB000 - roundup4k(400_000)));
-        assert!(p.fits());
-        // Two 500 KB sketches do not fit 0xEB000 = 962,560 bytes.
-        assert!(!l.plan(500_000, 500_000).ota_fits);
-        assert!(l.check_ota(500_000, 500_000).is_err());
         assert!(l.check_sketch(l.sketch_end() + 1).is_err());
         assert!(l.check_sketch(l.sketch_end()).is_ok());
-        assert_eq!(l.plan(0x100_0000, 0).staging, None);
     }
 
     #[test]

@@ -8,29 +8,20 @@ pub mod error;
 pub mod image;
 
 pub use error::{Error, Result};
+pub mod checks;
 pub mod cmdblock;
+pub mod dropin;
+pub mod fit;
 pub mod gzip;
 pub mod info;
 pub mod layout;
+pub mod output;
 pub mod sign;
 
-/// Writes `data` to `path` through a temporary file in the same directory and a rename,
-/// so a failure never leaves a half-written output behind.
+/// Writes one output file under [`output`]'s rules (regular files only, through
+/// symlinks, mode kept or umask honoured, nothing half-written left behind).
 pub fn write_atomic(path: &std::path::Path, data: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => std::path::Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".otatool-")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(path, e))?;
-    tmp.write_all(data)
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(|e| Error::io(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+    output::write_one(path, data)
 }
 
 /// Reads a whole file, with the path in the error.

@@ -6,13 +6,18 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tools::command::{Command, ACTION_LOAD_APP, ARG_EXT_ADDR, ARG_EXT_CRC, EXT_CRC, EXT_IMAGE, EXT_TRIAL};
 use tools::image::{FlashFreq, FlashMode, FlashParams, FlashSize};
-use tools::{cmdblock, gzip, image, info, layout, read_file, sign, write_atomic, Error, Result};
+use tools::output::Outputs;
+use tools::{checks, cmdblock, fit, gzip, image, info, layout, read_file, sign, Error, Result};
 
 #[derive(Parser)]
 #[command(
     name = "otatool",
     version,
-    about = "ESP8266 OTA release tool: image, gzip, sign, inspect, plan"
+    about = "ESP8266 OTA release tool: image, gzip, sign, inspect, plan",
+    after_help = "Exit codes: 0 success, 1 failure (bad input, refused, I/O error), 2 usage error, \
+3 the image or update does not fit the flash layout asked about.\n\
+Outputs: regular files only, written through symlinks, existing mode kept (new files: 0666 \
+minus umask), read-only files refused, all outputs of a run or none; -o - is standard output."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -39,6 +44,10 @@ enum Cmd {
     Command(CommandArgs),
     /// Arduino flash layouts: sketch limit, FS range, where an update is staged, whether it fits.
     Layout(LayoutArgs),
+    /// Drop-in for the Arduino core's tools/elf2bin.py: same options, byte-identical image.
+    Elf2bin(tools::dropin::Elf2binArgs),
+    /// Drop-in for the Arduino core's tools/signing.py: --mode header|sign, same rules, same bytes.
+    Signing(tools::dropin::SigningArgs),
 }
 
 fn parse_num(s: &str) -> std::result::Result<u32, String> {
@@ -108,7 +117,7 @@ struct ImageArgs {
     app: PathBuf,
     #[command(flatten)]
     flash: Flash,
-    /// Output image (serial flash at 0x0, and the OTA update image).
+    /// Output image (serial flash at 0x0, and the OTA update image); `-` for standard output.
     #[arg(short = 'o', long)]
     out: PathBuf,
     /// Also write OUT.gz (the smallest gzip; what elf2bin's `-g Arduino` does).
@@ -121,13 +130,18 @@ struct ImageArgs {
 
 #[derive(Args)]
 struct InfoArgs {
+    /// The file to explain: flash or app image, bootloader image, gzip, signed file, command block.
     file: PathBuf,
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
-    /// Say whether the file fits this flash layout as an OTA update.
+    /// Say where the file is staged as an OTA update on this flash layout and whether it
+    /// fits (exit code 3 when it does not).
     #[arg(long)]
     layout: Option<String>,
+    /// Size of the sketch running on the device, for --layout's fit check.
+    #[arg(long, value_parser = parse_num, requires = "layout")]
+    current: Option<u32>,
     /// Verify a signed file's signature with this public (or private) key.
     #[arg(long, alias = "publickey")]
     pubkey: Option<PathBuf>,
@@ -137,29 +151,38 @@ struct InfoArgs {
 enum Compressor {
     /// The smaller of zopfli and flate2 (default).
     Best,
+    /// zopfli only (smallest in practice, ~4 s per MB).
     Zopfli,
+    /// flate2 at its best level only (fast, ~0.5 % larger than gzip -9).
     Flate2,
 }
 
 #[derive(Args)]
 struct GzipArgs {
+    /// File to compress (usually the flash image from `otatool image`).
     input: PathBuf,
+    /// gzip output (`-` for standard output).
     #[arg(short = 'o', long)]
     out: PathBuf,
+    /// Which compressor to use.
     #[arg(long, value_enum, default_value = "best")]
     compressor: Compressor,
 }
 
 #[derive(Args)]
 struct KeygenArgs {
-    /// Private key output (PKCS#8 PEM).
+    /// Private key output (PKCS#8 PEM, created 0600).
     #[arg(short = 'o', long, alias = "privatekey")]
     out: PathBuf,
     /// Also write the public key (SPKI PEM) here.
     #[arg(long, alias = "publickey")]
     pubout: Option<PathBuf>,
+    /// RSA modulus size in bits (the Arduino examples use 2048; 1024..=8192).
     #[arg(long, default_value_t = 2048)]
     bits: usize,
+    /// Replace existing key files (the old private key is lost).
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -173,7 +196,7 @@ struct SignArgs {
     /// File to sign (a .bin or a .bin.gz: sign after gzip).
     #[arg(short = 'b', long)]
     bin: PathBuf,
-    /// Signed output (payload ‖ signature ‖ u32 LE length).
+    /// Signed output (payload ‖ signature ‖ u32 LE length); `-` for standard output.
     #[arg(short = 'o', long)]
     out: PathBuf,
     /// Also write a legacy-signed file (for devices with core ≤ 2.5.2).
@@ -214,12 +237,14 @@ struct PubkeyArgs {
         required_unless_present = "publickey"
     )]
     privatekey: Option<PathBuf>,
-    /// Public key file (for --format header its exact bytes are embedded, as signing.py does).
+    /// Public key file (for --format header its exact bytes are embedded, as signing.py
+    /// does; given a private key, only the public key derived from it is written).
     #[arg(short = 'p', long)]
     publickey: Option<PathBuf>,
+    /// Output form.
     #[arg(long, value_enum, default_value = "pem")]
     format: KeyFormat,
-    /// Output file (default: standard output).
+    /// Output file (default, or `-`: standard output).
     #[arg(short = 'o', long)]
     out: Option<PathBuf>,
 }
@@ -234,12 +259,15 @@ enum Action {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum BlockFormat {
+    /// The 128 bytes as they sit in RTC memory.
     Bin,
+    /// The same bytes as one line of hex (for `xxd -r -p` and test scripts).
     Hex,
 }
 
 #[derive(Args)]
 struct CommandArgs {
+    /// What the bootloader is asked to do.
     #[arg(long, value_enum, default_value = "copy")]
     action: Action,
     /// Staging offset (args[0]).
@@ -268,28 +296,45 @@ struct CommandArgs {
     /// it, just below the journal sector, which is just below --src.
     #[arg(long, value_parser = parse_num, requires = "extension")]
     extension_at: Option<u32>,
+    /// Output form: the 128 raw bytes, or one line of hex.
     #[arg(long, value_enum, default_value = "bin")]
     format: BlockFormat,
-    /// Output file (hex goes to standard output without it).
+    /// Write a copy command the bootloader refuses (length 0, source or destination not
+    /// 4 KiB aligned, --trial/--crc without --extension): for bench tests of that refusal.
+    #[arg(long)]
+    force: bool,
+    /// Output file (`-` for standard output; hex goes there without -o).
     #[arg(short = 'o', long)]
     out: Option<PathBuf>,
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("update").args(["size", "image"])))]
 struct LayoutArgs {
     /// Layout name (e.g. 4M2M, 1M64, 1M); without it, list all.
     name: Option<String>,
-    /// Update size in bytes (or K/M suffix).
-    #[arg(long, value_parser = parse_num, conflicts_with = "image")]
+    /// Size of an uncompressed update in bytes (or K/M suffix): where it is staged, whether it fits.
+    #[arg(long, value_parser = parse_update_size, requires = "name")]
     size: Option<u32>,
-    /// Take the update size from this file.
-    #[arg(long)]
+    /// Take the update from this file (image, gzip, signed): staged by its size as sent,
+    /// checked as a sketch by its inflated size.
+    #[arg(long, requires = "name")]
     image: Option<PathBuf>,
-    /// Size of the sketch running on the device (default: same as the update).
-    #[arg(long, value_parser = parse_num)]
+    /// Size of the sketch running on the device (ESP.getSketchSize()). Without it, the
+    /// largest running sketch that leaves room for the update is reported instead.
+    #[arg(long, value_parser = parse_num, requires = "update")]
     current: Option<u32>,
+    /// Machine-readable output.
     #[arg(long)]
     json: bool,
+}
+
+/// An update size: as [`parse_num`], but never 0 (`Updater::begin(0)` fails).
+fn parse_update_size(s: &str) -> std::result::Result<u32, String> {
+    match parse_num(s)? {
+        0 => Err("an update of 0 bytes is refused by the Updater (Updater::begin(0) fails)".into()),
+        n => Ok(n),
+    }
 }
 
 fn main() -> ExitCode {
@@ -305,7 +350,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("otatool: error: {e}");
-            ExitCode::FAILURE
+            match e {
+                Error::DoesNotFit(_) => ExitCode::from(tools::error::EXIT_DOES_NOT_FIT),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }
@@ -321,6 +369,8 @@ fn run(cmd: Cmd) -> Result<()> {
         Cmd::Pubkey(a) => cmd_pubkey(a),
         Cmd::Command(a) => cmd_command(a),
         Cmd::Layout(a) => cmd_layout(a),
+        Cmd::Elf2bin(a) => tools::dropin::elf2bin(&a),
+        Cmd::Signing(a) => tools::dropin::signing(&a),
     }
 }
 
@@ -328,6 +378,7 @@ fn with_path(path: &Path, e: Error) -> Error {
     match e {
         Error::Invalid(m) => Error::Invalid(format!("{}: {m}", path.display())),
         Error::Refused(m) => Error::Refused(format!("{}: {m}", path.display())),
+        Error::DoesNotFit(m) => Error::DoesNotFit(format!("{}: {m}", path.display())),
         io => io,
     }
 }
@@ -344,18 +395,40 @@ fn cmd_image(a: ImageArgs) -> Result<()> {
         e => with_path(&a.bootloader, e),
     })?;
     if let Some(l) = &layout {
+        if let Some(w) = checks::flash_size_vs_layout(params.size, l) {
+            warn(&w);
+        }
         l.check_sketch(img.len() as u32)?;
     }
-    let gz = a.gzip.then(|| gzip::gzip_best(&img));
-    write_atomic(&a.out, &img)?;
-    println!("{}: {} bytes", a.out.display(), img.len());
-    if let Some(gz) = gz {
+    if let Some(w) = checks::crc_words(&app) {
+        warn(&format!("{}: {w}", a.app.display()));
+    }
+    let mut outs = Outputs::new();
+    let mut said = vec![format!("{}: {} bytes", a.out.display(), img.len())];
+    let gz_path = a.gzip.then(|| {
         let mut p = a.out.clone().into_os_string();
         p.push(".gz");
-        let p = PathBuf::from(p);
-        write_atomic(&p, &gz)?;
-        println!("{}: {} bytes", p.display(), gz.len());
+        PathBuf::from(p)
+    });
+    if gz_path.is_some() && tools::output::is_stdout(&a.out) {
+        return Err(Error::invalid(
+            "--gzip writes OUT.gz next to OUT, so -o - cannot be used with it",
+        ));
     }
+    // Both paths are checked before the (slow) compression.
+    tools::output::check_path(&a.out)?;
+    if let Some(p) = &gz_path {
+        tools::output::check_path(p)?;
+    }
+    let gz = gz_path.as_ref().map(|_| gzip::gzip_best(&img));
+    outs.add(&a.out, img)?;
+    if let (Some(p), Some(gz)) = (gz_path, gz) {
+        said.push(format!("{}: {} bytes", p.display(), gz.len()));
+        outs.add(&p, gz)?;
+    }
+    let to_stderr = outs.uses_stdout();
+    outs.commit()?;
+    say(to_stderr, &said.join("\n"));
     Ok(())
 }
 
@@ -367,53 +440,85 @@ fn cmd_info(a: InfoArgs) -> Result<()> {
         None => None,
     };
     let opts = info::Options {
-        layout: layout.as_ref(),
         public_key: key.as_ref(),
     };
     let report = info::inspect(&data, &opts).map_err(|e| with_path(&a.file, e))?;
+    // The same computation as `layout --image`, on the same bytes.
+    let plan = layout.as_ref().map(|l| {
+        fit::sizes_of(&data)
+            .map(|sz| fit::fit(l, &sz, a.current))
+            .map_err(|e| with_path(&a.file, Error::invalid(format!("--layout {}: {e}", l.name))))
+    });
+    let fitted = plan.as_ref().and_then(|p| p.as_ref().ok());
     if a.json {
+        let mut v = serde_json::to_value(&report).expect("report serialises");
+        if let (Some(f), Some(obj)) = (fitted, v.as_object_mut()) {
+            obj.insert(
+                "fit".into(),
+                serde_json::to_value(f).expect("fit serialises"),
+            );
+        }
         println!(
             "{}",
-            serde_json::to_string_pretty(&report).expect("report serialises")
+            serde_json::to_string_pretty(&v).expect("report serialises")
         );
     } else {
         print!("{}", info::render(&report));
+        if let Some(f) = fitted {
+            print!("{}", f.render());
+        }
     }
-    Ok(())
+    match plan {
+        Some(Ok(f)) => f.check().map_err(|e| with_path(&a.file, e)),
+        Some(Err(e)) => Err(e),
+        None => Ok(()),
+    }
 }
 
 fn cmd_gzip(a: GzipArgs) -> Result<()> {
     let data = read_file(&a.input)?;
+    // Checked before compressing: zopfli takes seconds per megabyte.
+    tools::output::check_path(&a.out)?;
     let gz = match a.compressor {
         Compressor::Best => gzip::gzip_best(&data),
         Compressor::Zopfli => gzip::gzip_zopfli(&data),
         Compressor::Flate2 => gzip::gzip_flate2(&data),
     };
-    write_atomic(&a.out, &gz)?;
-    println!(
+    let msg = format!(
         "{}: {} -> {} bytes ({:.3})",
         a.out.display(),
         data.len(),
         gz.len(),
         gz.len() as f64 / data.len().max(1) as f64
     );
+    let mut outs = Outputs::new();
+    outs.add(&a.out, gz)?;
+    let to_stderr = outs.uses_stdout();
+    outs.commit()?;
+    say(to_stderr, &msg);
     Ok(())
 }
 
 fn cmd_keygen(a: KeygenArgs) -> Result<()> {
+    // A new key pair over an existing private key would lose the key every device in
+    // the field trusts, so that takes --force.
+    for p in std::iter::once(&a.out).chain(a.pubout.as_ref()) {
+        if !a.force && !tools::output::is_stdout(p) && p.exists() {
+            return Err(Error::refused(format!(
+                "{} exists; otatool keygen does not replace a key (devices trust the old one). Remove it or give --force",
+                p.display()
+            )));
+        }
+    }
     let key = sign::keygen(a.bits)?;
-    // The private key is written with owner-only permissions where the OS has them.
-    write_atomic(&a.out, sign::private_pem(&key).as_bytes())?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&a.out, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| Error::io(&a.out, e))?;
-    }
+    let mut outs = Outputs::new();
+    // Owner-only permissions for the private key where the OS has them.
+    outs.add_private(&a.out, sign::private_pem(&key).into_bytes())?;
     if let Some(p) = &a.pubout {
-        write_atomic(p, sign::public_pem(&key.to_public_key()).as_bytes())?;
+        outs.add(p, sign::public_pem(&key.to_public_key()).into_bytes())?;
     }
-    println!("{}: RSA-{} private key", a.out.display(), a.bits);
+    outs.commit()?;
+    eprintln!("{}: RSA-{} private key", a.out.display(), a.bits);
     Ok(())
 }
 
@@ -421,7 +526,7 @@ fn cmd_sign(a: SignArgs) -> Result<()> {
     if let Some(m) = &a.mode {
         if m != "sign" {
             return Err(Error::invalid(format!(
-                "--mode {m}: use `otatool pubkey --format header` for header mode"
+                "--mode {m}: `otatool sign` only signs; for signing.py's header mode use `otatool signing --mode header` (or `otatool pubkey --format header`)"
             )));
         }
     }
@@ -444,10 +549,14 @@ fn cmd_sign(a: SignArgs) -> Result<()> {
         Some(_) => Some(sign::sign(&payload, &key, sign::Scheme::Legacy)?),
         None => None,
     };
-    write_atomic(&a.out, &signed)?;
-    eprintln!("Signed binary: {}", a.out.display());
+    let mut outs = Outputs::new();
+    outs.add(&a.out, signed)?;
     if let (Some(p), Some(l)) = (&a.legacy, legacy) {
-        write_atomic(p, &l)?;
+        outs.add(p, l)?;
+    }
+    outs.commit()?;
+    eprintln!("Signed binary: {}", a.out.display());
+    if let Some(p) = &a.legacy {
         eprintln!("Legacy signed binary: {}", p.display());
     }
     Ok(())
@@ -463,6 +572,8 @@ fn cmd_verify(a: VerifyArgs) -> Result<()> {
 }
 
 fn cmd_pubkey(a: PubkeyArgs) -> Result<()> {
+    // `file_bytes` is what --format header embeds: the public key file as given (what
+    // signing.py embeds), or the derived SPKI PEM; never private key material.
     let (key, file_bytes) = match (&a.privatekey, &a.publickey) {
         (Some(p), _) => {
             let k = sign::read_private_key(&read_file(p)?)
@@ -473,10 +584,17 @@ fn cmd_pubkey(a: PubkeyArgs) -> Result<()> {
         }
         (None, Some(p)) => {
             let bytes = read_file(p)?;
-            (
-                sign::read_public_key(&bytes).map_err(|e| with_path(p, e))?,
-                bytes,
-            )
+            let (k, was_private) = sign::read_key(&bytes).map_err(|e| with_path(p, e))?;
+            if was_private {
+                eprintln!(
+                    "otatool: note: {} holds a PRIVATE key; writing only the public key derived from it",
+                    p.display()
+                );
+                let pem = sign::public_pem(&k).into_bytes();
+                (k, pem)
+            } else {
+                (k, bytes)
+            }
         }
         (None, None) => return Err(Error::invalid("give --privatekey or --publickey")),
     };
@@ -485,16 +603,18 @@ fn cmd_pubkey(a: PubkeyArgs) -> Result<()> {
         KeyFormat::Header => sign::arduino_header(&file_bytes),
         KeyFormat::Rust => sign::rust_source(&key),
     };
-    match &a.out {
-        Some(p) => write_atomic(p, text.as_bytes()),
-        None => {
-            print!("{text}");
-            Ok(())
-        }
-    }
+    let mut outs = Outputs::new();
+    outs.add(
+        a.out.as_deref().unwrap_or(Path::new("-")),
+        text.into_bytes(),
+    )?;
+    outs.commit()
 }
 
 fn cmd_command(a: CommandArgs) -> Result<()> {
+    if matches!(a.action, Action::Copy) && !a.force {
+        checks::copy_command(a.src, a.dst, a.len)?;
+    }
     let mut cmd = Command::copy(a.src, a.dst, a.len);
     if let Action::Load = a.action {
         cmd.action = ACTION_LOAD_APP;
@@ -530,23 +650,40 @@ fn cmd_command(a: CommandArgs) -> Result<()> {
         cmd.ext |= EXT_IMAGE;
         cmd.args[ARG_EXT_ADDR] = at;
         cmd.args[ARG_EXT_CRC] = bootloader::crc::gzip(0, body);
-    } else if cmd.ext != 0 {
+    } else if cmd.ext != 0 && !a.force {
         return Err(Error::invalid(
             "--trial and --crc are carried out by the extension image: name it with --extension \
              (the sector-0 bootloader refuses them without one, code NeedsExtension)",
         ));
     }
     let block = cmdblock::encode(&cmd);
-    match (a.format, &a.out) {
-        (BlockFormat::Bin, Some(p)) => write_atomic(p, &block),
-        (BlockFormat::Hex, Some(p)) => write_atomic(p, cmdblock::to_hex(&block).as_bytes()),
-        (BlockFormat::Hex, None) => {
-            print!("{}", cmdblock::to_hex(&block));
-            Ok(())
+    let (bytes, out) = match (a.format, &a.out) {
+        (BlockFormat::Bin, Some(p)) => (block.to_vec(), p.as_path()),
+        (BlockFormat::Hex, p) => (
+            cmdblock::to_hex(&block).into_bytes(),
+            p.as_deref().unwrap_or(Path::new("-")),
+        ),
+        (BlockFormat::Bin, None) => {
+            return Err(Error::invalid(
+                "binary output needs -o FILE (or -o - for standard output, or --format hex)",
+            ))
         }
-        (BlockFormat::Bin, None) => Err(Error::invalid(
-            "binary output needs -o FILE (or use --format hex)",
-        )),
+    };
+    let mut outs = Outputs::new();
+    outs.add(out, bytes)?;
+    outs.commit()
+}
+
+fn warn(msg: &str) {
+    eprintln!("otatool: warning: {msg}");
+}
+
+/// Status text: on standard output, unless an output goes there.
+fn say(to_stderr: bool, msg: &str) {
+    if to_stderr {
+        eprintln!("{msg}");
+    } else {
+        println!("{msg}");
     }
 }
 
@@ -580,16 +717,30 @@ fn cmd_layout(a: LayoutArgs) -> Result<()> {
         return Ok(());
     };
     let l = layout::find(name)?;
-    let size = match (&a.image, a.size) {
-        (Some(p), _) => Some(
-            u32::try_from(read_file(p)?.len())
-                .map_err(|_| Error::invalid("file larger than 4 GiB"))?,
-        ),
-        (None, s) => s,
+    let sizes = match (&a.image, a.size) {
+        (Some(p), _) => {
+            let sz = fit::sizes_of(&read_file(p)?).map_err(|e| with_path(p, e))?;
+            if sz.gzip_trailing > 0 {
+                eprintln!(
+                    "otatool: warning: {}: {} bytes after the gzip member; the bootloader refuses this file (see otatool info)",
+                    p.display(),
+                    sz.gzip_trailing
+                );
+            }
+            Some(sz)
+        }
+        (None, Some(n)) => Some(fit::UpdateSizes {
+            transferred: n,
+            installed: n,
+            gzip: false,
+            signed: false,
+            gzip_trailing: 0,
+        }),
+        (None, None) => None,
     };
-    let plan = size.map(|s| l.plan(s, a.current.unwrap_or(s)));
+    let plan = sizes.as_ref().map(|sz| fit::fit(&l, sz, a.current));
     if a.json {
-        let v = serde_json::json!({ "layout": l, "plan": plan });
+        let v = serde_json::json!({ "layout": l, "fit": plan });
         println!(
             "{}",
             serde_json::to_string_pretty(&v).expect("layout serialises")
@@ -626,19 +777,11 @@ fn cmd_layout(a: LayoutArgs) -> Result<()> {
             l.eeprom, l.rf_cal, l.sdk_config, l.flash_size
         );
         if let Some(p) = &plan {
-            let staging = p.staging.map_or("none".to_string(), |s| {
-                format!("0x{s:06X}..0x{:06X}", p.staging_end)
-            });
-            println!("  update of {} bytes: staged at {staging} (FS_start - roundup4K(size)); running sketch {} bytes", p.update_size, p.current_sketch);
-            println!(
-                "  OTA: {}; as a sketch: {}",
-                if p.ota_fits { "fits" } else { "does NOT fit" },
-                if p.sketch_fits { "fits" } else { "too big" }
-            );
+            print!("{}", p.render());
         }
     }
-    if let Some(s) = size {
-        l.check_ota(s, a.current.unwrap_or(s))?;
+    match plan {
+        Some(p) => p.check(),
+        None => Ok(()),
     }
-    Ok(())
 }

@@ -71,8 +71,94 @@ pub fn public_pem(key: &RsaPublicKey) -> String {
         .expect("SPKI encoding of a valid key")
 }
 
+/// Why otatool takes RSA keys only, for the error on any other kind.
+const RSA_ONLY: &str = "otatool and the ESP8266 Updater use RSA keys only: the device checks \
+RSA PKCS#1 v1.5 SHA-256 signatures (what signing.py and otatool sign make), while openssl's \
+EC signatures are DER-encoded, which the device's raw ECDSA check rejects, and Ed25519 it \
+cannot check at all. Make an RSA key with `otatool keygen -o private.key` or \
+`openssl genrsa -out private.key 2048`";
+
+/// The PEM label and DER body of a PEM file, if `bytes` is one.
+fn pem_body(bytes: &[u8]) -> Option<(String, Vec<u8>)> {
+    let s = std::str::from_utf8(bytes).ok()?;
+    let start = s.find("-----BEGIN ")?;
+    rsa::pkcs8::der::pem::decode_vec(s[start..].trim_end().as_bytes())
+        .ok()
+        .map(|(label, der)| (label.to_string(), der))
+        .or_else(|| {
+            // Undecodable PEM: still report its label.
+            let label = s[start + 11..].split("-----").next()?.to_string();
+            Some((label, Vec::new()))
+        })
+}
+
+/// The algorithm of a key that is not RSA (EC, Ed25519, ...), from its PEM label or its
+/// PKCS#8 / SubjectPublicKeyInfo algorithm identifier; `None` for RSA or unknown input.
+pub fn non_rsa_kind(bytes: &[u8]) -> Option<&'static str> {
+    use rsa::pkcs8::{PrivateKeyInfo, SubjectPublicKeyInfoRef};
+    let der = match pem_body(bytes) {
+        Some((label, der)) => {
+            match label.as_str() {
+                "EC PRIVATE KEY" | "EC PUBLIC KEY" | "EC PARAMETERS" => return Some("EC"),
+                "DSA PRIVATE KEY" => return Some("DSA"),
+                "OPENSSH PRIVATE KEY" => return Some("OpenSSH-format"),
+                _ => {}
+            }
+            der
+        }
+        None => bytes.to_vec(),
+    };
+    if is_sec1_ec(&der) {
+        return Some("EC");
+    }
+    let oid = PrivateKeyInfo::try_from(der.as_slice())
+        .map(|k| k.algorithm.oid)
+        .or_else(|_| SubjectPublicKeyInfoRef::try_from(der.as_slice()).map(|k| k.algorithm.oid))
+        .ok()?;
+    Some(match oid.to_string().as_str() {
+        "1.2.840.113549.1.1.1" => return None,
+        "1.2.840.10045.2.1" => "EC",
+        "1.3.101.112" => "Ed25519",
+        "1.3.101.113" => "Ed448",
+        "1.3.101.110" | "1.3.101.111" => "X25519/X448",
+        "1.2.840.10040.4.1" => "DSA",
+        "1.2.840.113549.1.1.10" => "RSA-PSS",
+        _ => "non-RSA",
+    })
+}
+
+/// SEC1 `ECPrivateKey` DER (what `openssl ec -outform DER` writes): SEQUENCE { INTEGER 1,
+/// OCTET STRING, [0] named curve }, the curve under the ANSI X9.62 or SECG arc.
+fn is_sec1_ec(der: &[u8]) -> bool {
+    let head = &der[..der.len().min(80)];
+    let has = |pat: &[u8]| head.windows(pat.len()).any(|w| w == pat);
+    der.first() == Some(&0x30)
+        && (der.get(2..6) == Some(&[2, 1, 1, 4]) || der.get(3..7) == Some(&[2, 1, 1, 4]))
+        && (has(&[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01]) || has(&[0x2B, 0x81, 0x04, 0x00]))
+}
+
+fn refuse_non_rsa(bytes: &[u8]) -> Result<()> {
+    match non_rsa_kind(bytes) {
+        Some(kind) => Err(Error::invalid(format!("this is an {kind} key; {RSA_ONLY}"))),
+        None => Ok(()),
+    }
+}
+
+/// `true` when `bytes` hold private key material of any kind (PEM label or PKCS#8/PKCS#1
+/// DER), so it can be kept out of anything that is published or compiled into firmware.
+pub fn is_private_key(bytes: &[u8]) -> bool {
+    use rsa::pkcs8::PrivateKeyInfo;
+    match pem_body(bytes) {
+        Some((label, _)) => label.contains("PRIVATE KEY"),
+        None => {
+            PrivateKeyInfo::try_from(bytes).is_ok() || RsaPrivateKey::from_pkcs1_der(bytes).is_ok()
+        }
+    }
+}
+
 /// Reads a private key from PEM or DER, PKCS#8 or PKCS#1.
 pub fn read_private_key(bytes: &[u8]) -> Result<RsaPrivateKey> {
+    refuse_non_rsa(bytes)?;
     if let Ok(s) = std::str::from_utf8(bytes) {
         if s.contains("-----BEGIN") {
             if s.contains("ENCRYPTED PRIVATE KEY") || s.contains("Proc-Type: 4,ENCRYPTED") {
@@ -99,19 +185,26 @@ pub fn read_private_key(bytes: &[u8]) -> Result<RsaPrivateKey> {
 
 /// Reads a public key from PEM or DER (SPKI or PKCS#1); a private key gives its public half.
 pub fn read_public_key(bytes: &[u8]) -> Result<RsaPublicKey> {
+    read_key(bytes).map(|(k, _)| k)
+}
+
+/// As [`read_public_key`], and says whether the input was a private key.
+pub fn read_key(bytes: &[u8]) -> Result<(RsaPublicKey, bool)> {
+    refuse_non_rsa(bytes)?;
+    if is_private_key(bytes) {
+        return read_private_key(bytes).map(|k| (k.to_public_key(), true));
+    }
     if let Ok(s) = std::str::from_utf8(bytes) {
         if s.contains("-----BEGIN") {
-            if s.contains("PRIVATE KEY") {
-                return read_private_key(bytes).map(|k| k.to_public_key());
-            }
             return RsaPublicKey::from_public_key_pem(s)
                 .or_else(|_| RsaPublicKey::from_pkcs1_pem(s))
+                .map(|k| (k, false))
                 .map_err(|_| Error::invalid("not an RSA public key in PEM form"));
         }
     }
     RsaPublicKey::from_public_key_der(bytes)
         .or_else(|_| RsaPublicKey::from_pkcs1_der(bytes))
-        .or_else(|_| read_private_key(bytes).map(|k| k.to_public_key()))
+        .map(|k| (k, false))
         .map_err(|_| Error::invalid("not an RSA public key (PEM or DER, SPKI or PKCS#1)"))
 }
 
