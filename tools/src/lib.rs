@@ -12,6 +12,7 @@ pub mod cmdblock;
 pub mod gzip;
 pub mod info;
 pub mod layout;
+pub mod ota;
 pub mod sign;
 
 /// Writes `data` to `path` through a temporary file in the same directory and a rename,
