@@ -337,10 +337,12 @@ fn decide_for(dir: &Path, dev: &Device, t: &Target) -> Decision {
                 }
             }
             0xE9 | 0x1F => {}
-            b => return Decision::BadImage(format!(
+            b => {
+                return Decision::BadImage(format!(
                 "{} is not a sketch image (first byte 0x{b:02X}, the device wants 0xE9 or gzip)",
                 t.file
-            )),
+            ))
+            }
         }
     }
     let md5 = md5_hex(&data);
