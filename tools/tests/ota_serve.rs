@@ -692,3 +692,75 @@ fn default_listen_address_is_loopback() {
     let help = String::from_utf8_lossy(&o.stdout);
     assert!(help.contains("[default: 127.0.0.1:8266]"), "{help}");
 }
+
+#[test]
+fn two_instances_decide_alike() {
+    // Stateless: a second server over the same files answers every device the same way,
+    // so instances behind a load balancer agree (rollout included).
+    let dir = tempfile::tempdir().unwrap();
+    put(dir.path(), "app.bin", &sketch(2048, 4, 6));
+    let m = set_manifest(
+        dir.path(),
+        "[default]\nsketch = \"app.bin\"\nversion = \"3.0\"\nrollout = 50\n",
+    );
+    let args = [
+        "--dir",
+        dir.path().to_str().unwrap(),
+        "--manifest",
+        m.to_str().unwrap(),
+    ];
+    let a = serve(&args);
+    let b = serve(&args);
+    assert_ne!(a.addr, b.addr);
+    let macs = synthetic_macs(200);
+    let from_a = updated(&a, &macs);
+    let from_b = updated(&b, &macs);
+    assert_eq!(from_a, from_b);
+    let n = from_a.iter().filter(|&&u| u).count();
+    assert!(
+        n > 0 && n < macs.len(),
+        "a 50 % rollout splits the fleet: {n}"
+    );
+}
+
+#[test]
+fn only_get_is_answered() {
+    let (_d, srv, _, log) = start_fleet();
+    let mut s = TcpStream::connect_timeout(&srv.addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(
+        b"POST /u HTTP/1.0\r\nUser-Agent: ESP8266-http-Update\r\nContent-Length: 0\r\n\r\n",
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    assert!(
+        raw.starts_with(b"HTTP/1.0 405") || raw.starts_with(b"HTTP/1.1 405"),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+    // Not a device check-in: nothing logged.
+    assert!(!log.exists() || std::fs::read_to_string(&log).unwrap().is_empty());
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_stops_the_server_with_exit_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut srv = serve(&["--dir", dir.path().to_str().unwrap()]);
+    // SAFETY: signalling our own child process by its id.
+    let rc = unsafe { libc::kill(srv.child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = srv.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "server still running"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(0));
+}

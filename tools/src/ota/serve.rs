@@ -530,24 +530,27 @@ pub fn router(shared: Arc<Shared>) -> axum::Router {
     axum::Router::new().fallback(handler).with_state(shared)
 }
 
-async fn shutdown() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, before
+/// the server announces itself, so a signal right after the announcement is not lost.
+fn shutdown() -> Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let err = |e: std::io::Error| Error::invalid(format!("cannot handle signals: {e}"));
+        let mut int = signal(SignalKind::interrupt()).map_err(err)?;
+        let mut term = signal(SignalKind::terminate()).map_err(err)?;
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => {},
+                _ = term.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
 
@@ -560,6 +563,7 @@ pub fn run(cfg: Config) -> Result<()> {
         .build()
         .map_err(|e| Error::invalid(format!("cannot start the server runtime: {e}")))?;
     rt.block_on(async move {
+        let stop = shutdown()?;
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .map_err(|e| Error::invalid(format!("cannot listen on {}: {e}", cfg.listen)))?;
@@ -577,7 +581,7 @@ pub fn run(cfg: Config) -> Result<()> {
             listener,
             router(shared).into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown())
+        .with_graceful_shutdown(stop)
         .await
         .map_err(|e| Error::invalid(format!("server: {e}")))
     })
