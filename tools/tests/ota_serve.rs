@@ -538,7 +538,8 @@ fn staged_rollout_30_percent_of_1000_then_60() {
     let t = Instant::now();
     let first = updated(&srv, &macs);
     let n30 = first.iter().filter(|&&u| u).count();
-    assert!((250..=350).contains(&n30), "30 % of 1000: {n30}");
+    // Within ±5 % of 300 (and of 600 below), the stricter reading of "±5 %".
+    assert!((285..=315).contains(&n30), "30 % of 1000: {n30}");
     // Stable: the same devices on every request.
     assert_eq!(updated(&srv, &macs), first);
     // The log says why each was held.
@@ -555,7 +556,7 @@ fn staged_rollout_30_percent_of_1000_then_60() {
     );
     let second = updated(&srv, &macs);
     let n60 = second.iter().filter(|&&u| u).count();
-    assert!((550..=650).contains(&n60), "60 % of 1000: {n60}");
+    assert!((570..=630).contains(&n60), "60 % of 1000: {n60}");
     assert!(
         first.iter().zip(&second).all(|(a, b)| !a || *b),
         "devices chosen at 30 % stay chosen"

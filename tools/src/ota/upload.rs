@@ -427,8 +427,9 @@ impl Bar {
         }
     }
     fn finish(&self) {
+        // Cleared, so the summary lines that follow start on a line of their own.
         if let Some(b) = &self.bar {
-            b.finish();
+            b.finish_and_clear();
         }
     }
     fn abandon(&self) {
@@ -445,9 +446,17 @@ fn send_image(
     device: SocketAddr,
 ) -> Result<(), UploadError> {
     let mut bar = Bar::new(opts.progress, data.len());
+    let started = Instant::now();
     let r = transfer(stream, data, opts, device, &mut bar);
     match &r {
-        Ok(()) => bar.finish(),
+        Ok(()) => {
+            bar.finish();
+            eprintln!(
+                "Uploaded {} bytes in {:.1} s; {device} verified the image",
+                data.len(),
+                started.elapsed().as_secs_f64()
+            );
+        }
         Err(_) => bar.abandon(),
     }
     r
