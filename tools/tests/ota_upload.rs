@@ -529,7 +529,22 @@ fn password_required_but_not_given() {
     let port = dev.port.to_string();
     let (o, _) = otatool(&upload_args(&path, &port, &[]), Duration::from_secs(10));
     fails(&o, 4, "requires a password");
-    drop(dev);
+    // It still answered the challenge (with the empty password), which returns the device
+    // from waiting for authentication to idle.
+    let seen = dev.seen();
+    assert!(seen.auth_checked && !seen.auth_ok);
+}
+
+#[test]
+fn empty_password_set_on_the_device() {
+    // setPassword("") stores md5(""), so the device asks; no --auth answers it, as espota.py.
+    let dir = tempfile::tempdir().unwrap();
+    let file = data(3000, 11);
+    let path = write(dir.path(), "a.bin", &file);
+    let dev = device(Some(""), Behaviour::Normal);
+    let port = dev.port.to_string();
+    let (o, _) = otatool(&upload_args(&path, &port, &[]), Duration::from_secs(10));
+    assert_received(&dev, &o, &file, 0, true);
 }
 
 #[test]

@@ -208,13 +208,10 @@ pub fn upload(opts: &Options) -> Result<Summary, UploadError> {
 
     let mut authenticated = false;
     if let Some(nonce) = answer.strip_prefix("AUTH ") {
+        // Without --auth answer with the empty password, as espota.py does: a sketch that
+        // called setPassword("") accepts it, and any other answer returns the device from
+        // waiting for authentication to idle, so the next attempt is not swallowed.
         let password = opts.auth.as_deref().unwrap_or("");
-        if password.is_empty() {
-            return Err(fail(
-                Failure::Auth,
-                format!("{device} requires a password (--auth)"),
-            ));
-        }
         let nonce = nonce.trim();
         // Like espota.py: a client nonce from what identifies this upload.
         let cnonce =
@@ -228,6 +225,12 @@ pub fn upload(opts: &Options) -> Result<Summary, UploadError> {
             .map_err(|e| fail(Failure::Local, format!("cannot send to {device}: {e}")))?;
         let answer = recv_answer(&udp, device, opts.timeout, "the authentication")?;
         debug(&format!("answer: {answer}"));
+        if answer == "Authentication Failed" && password.is_empty() {
+            return Err(fail(
+                Failure::Auth,
+                format!("{device} requires a password (--auth)"),
+            ));
+        }
         if answer != "OK" {
             return Err(refusal(device, &answer, true));
         }
