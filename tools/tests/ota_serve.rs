@@ -635,6 +635,8 @@ fn without_manifest_the_path_names_the_file() {
         request(srv.addr, "/esp/../../etc/passwd", &esp.headers()).status,
         404
     );
+    // A directory is not an image.
+    assert_eq!(request(srv.addr, "/esp", &esp.headers()).status, 404);
 }
 
 #[test]

@@ -275,7 +275,7 @@ pub fn decide(
 
 fn decide_for(dir: &Path, dev: &Device, t: &Target) -> Decision {
     let path = dir.join(&t.file);
-    if !path.exists() {
+    if !path.is_file() {
         return Decision::NoImage(format!("no image {} in the served directory", t.file));
     }
     let data = match std::fs::read(&path) {
