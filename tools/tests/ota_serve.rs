@@ -142,6 +142,8 @@ struct Esp {
     sketch_md5: String,
     chip: u64,
     spiffs: bool,
+    /// getAvailableVersion()'s request (mode `version`).
+    query: bool,
     version: Option<String>,
 }
 
@@ -153,6 +155,7 @@ impl Esp {
             sketch_md5: md5hex(b"the sketch running now"),
             chip: 4 << 20,
             spiffs: false,
+            query: false,
             version: None,
         }
     }
@@ -170,7 +173,14 @@ impl Esp {
             ("x-ESP8266-sdk-version", "2.2.2-dev(38a443e)".to_string()),
             (
                 "x-ESP8266-mode",
-                if self.spiffs { "spiffs" } else { "sketch" }.to_string(),
+                if self.query {
+                    "version"
+                } else if self.spiffs {
+                    "spiffs"
+                } else {
+                    "sketch"
+                }
+                .to_string(),
             ),
         ]
         .into_iter()
@@ -409,7 +419,7 @@ fn requests_without_user_agent_or_headers_are_403() {
         ("x-ESP8266-STA-MAC", "not-a-mac"),
         ("x-ESP8266-free-space", "lots"),
         ("x-ESP8266-sketch-md5", "1234"),
-        ("x-ESP8266-mode", "version"),
+        ("x-ESP8266-mode", "firmware"),
     ] {
         let h: Vec<_> = full
             .iter()
@@ -766,4 +776,69 @@ fn sigterm_stops_the_server_with_exit_0() {
         std::thread::sleep(Duration::from_millis(10));
     };
     assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn get_available_version_is_answered_with_x_version() {
+    let (_d, srv, img, log) = start_fleet();
+    let mut esp = Esp::new("5C:CF:7F:01:02:05");
+    esp.query = true;
+    esp.version = Some("2.0".into());
+    let r = esp.get(&srv);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-version"), Some("2.1"));
+    assert_eq!(r.header("x-md5"), Some(md5hex(&img[0]).as_str()));
+    assert!(r.body.is_empty(), "no image in a version answer");
+    // The device entry names no version: nothing to tell.
+    let mut temp = Esp::new(TEMP);
+    temp.query = true;
+    let r = temp.get(&srv);
+    assert_eq!(r.status, 404);
+    assert!(r.text().contains("no version"), "{}", r.text());
+    let first: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .nth(0)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(first["mode"], "version");
+    assert_eq!(first["decision"], "version");
+}
+
+#[test]
+fn get_available_version_outside_the_rollout_reports_the_own_version() {
+    let dir = tempfile::tempdir().unwrap();
+    put(dir.path(), "app.bin", &sketch(1024, 4, 5));
+    let m = set_manifest(
+        dir.path(),
+        "[default]\nsketch = \"app.bin\"\nversion = \"5.0\"\nrollout = 50\n",
+    );
+    let srv = serve(&[
+        "--dir",
+        dir.path().to_str().unwrap(),
+        "--manifest",
+        m.to_str().unwrap(),
+    ]);
+    let mut offered = std::collections::BTreeSet::new();
+    for mac in synthetic_macs(40) {
+        let mut esp = Esp::new(&mac);
+        esp.query = true;
+        esp.version = Some("4.0".into());
+        let r = esp.get(&srv);
+        assert_eq!(r.status, 200);
+        let v = r.header("x-version").unwrap().to_string();
+        // Offered the new version exactly when an update request would get the image.
+        let mut upd = Esp::new(&mac);
+        upd.version = Some("4.0".into());
+        let gets_image = upd.get(&srv).status == 200;
+        assert_eq!(v == "5.0", gets_image, "{mac}");
+        offered.insert(v);
+    }
+    assert_eq!(
+        offered.len(),
+        2,
+        "both answers occur in a 50 % rollout: {offered:?}"
+    );
 }

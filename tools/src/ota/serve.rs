@@ -53,6 +53,8 @@ pub struct Device {
     pub chip_size: u64,
     pub sdk_version: String,
     pub fs: bool,
+    /// `x-ESP8266-mode: version`: getAvailableVersion() asks which version is on offer.
+    pub query: bool,
     pub version: Option<String>,
 }
 
@@ -71,6 +73,11 @@ pub enum Decision {
     TooBig(String),
     /// 500: the configured image is unusable (unreadable, empty, not a sketch image).
     BadImage(String),
+    /// 200 without a body: `x-version` (and `x-MD5`) answer getAvailableVersion().
+    Version {
+        version: String,
+        md5: Option<String>,
+    },
     /// 200: send `data`.
     Update {
         name: String,
@@ -87,7 +94,7 @@ impl Decision {
             Decision::Current(_) | Decision::Held(_) => StatusCode::NOT_MODIFIED,
             Decision::TooBig(_) => StatusCode::CONFLICT,
             Decision::BadImage(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Decision::Update { .. } => StatusCode::OK,
+            Decision::Update { .. } | Decision::Version { .. } => StatusCode::OK,
         }
     }
     /// The word the check-in log records.
@@ -99,6 +106,7 @@ impl Decision {
             Decision::Held(_) => "held",
             Decision::TooBig(_) => "too-big",
             Decision::BadImage(_) => "bad-image",
+            Decision::Version { .. } => "version",
             Decision::Update { .. } => "update",
         }
     }
@@ -110,6 +118,7 @@ impl Decision {
             | Decision::Held(r)
             | Decision::TooBig(r)
             | Decision::BadImage(r) => r.clone(),
+            Decision::Version { version, .. } => format!("offers version {version}"),
             Decision::Update { name, data, .. } => format!("sending {name} ({} bytes)", data.len()),
         }
     }
@@ -153,12 +162,13 @@ pub fn parse_device(h: &HeaderMap) -> std::result::Result<Device, String> {
             "header x-ESP8266-sketch-md5: '{md5}' is not an MD5"
         ));
     }
-    let fs = match get("x-ESP8266-mode") {
-        "sketch" => false,
-        "spiffs" => true,
+    let (fs, query) = match get("x-ESP8266-mode") {
+        "sketch" => (false, false),
+        "spiffs" => (true, false),
+        "version" => (false, true),
         m => {
             return Err(format!(
-                "header x-ESP8266-mode: '{m}' (expected sketch or spiffs)"
+                "header x-ESP8266-mode: '{m}' (expected sketch, spiffs or version)"
             ))
         }
     };
@@ -171,6 +181,7 @@ pub fn parse_device(h: &HeaderMap) -> std::result::Result<Device, String> {
         chip_size: num("x-ESP8266-chip-size")?,
         sdk_version: get("x-ESP8266-sdk-version").to_string(),
         fs,
+        query,
         version: header_str(h, "x-ESP8266-version")
             .filter(|v| !v.is_empty())
             .map(str::to_string),
@@ -285,6 +296,9 @@ fn decide_for(dir: &Path, dev: &Device, t: &Target) -> Decision {
     if data.is_empty() {
         return Decision::BadImage(format!("image {} is empty", t.file));
     }
+    if dev.query {
+        return offer_version(dev, t, &data);
+    }
     if let (Some(want), Some(have)) = (&t.version, &dev.version) {
         if want == have {
             return Decision::Current(format!("runs version {have}"));
@@ -350,6 +364,30 @@ fn decide_for(dir: &Path, dev: &Device, t: &Target) -> Decision {
         name: t.file.clone(),
         data,
         md5,
+    }
+}
+
+/// getAvailableVersion(): the version of the sketch image this device would get. A device
+/// outside the rollout is told its own version (nothing new for it yet).
+fn offer_version(dev: &Device, t: &Target, data: &[u8]) -> Decision {
+    let Some(v) = &t.version else {
+        return Decision::NoImage(format!(
+            "no version named for {} in the manifest (getAvailableVersion needs one)",
+            t.file
+        ));
+    };
+    if in_rollout(&t.seed, &dev.sta_mac, t.rollout) {
+        return Decision::Version {
+            version: v.clone(),
+            md5: Some(md5_hex(data)),
+        };
+    }
+    match &dev.version {
+        Some(own) => Decision::Version {
+            version: own.clone(),
+            md5: None,
+        },
+        None => Decision::NoImage(format!("outside the {} % rollout of {}", t.rollout, t.file)),
     }
 }
 
@@ -456,7 +494,7 @@ impl Shared {
             "path": path,
             // Raw header when the request was refused before it could be parsed.
             "mac": dev.map(|d| d.sta_mac.clone()).or_else(|| header_str(headers, "x-ESP8266-STA-MAC").map(str::to_string)),
-            "mode": dev.map(|d| if d.fs { "spiffs" } else { "sketch" }),
+            "mode": dev.map(|d| if d.query { "version" } else if d.fs { "spiffs" } else { "sketch" }),
             "version": dev.and_then(|d| d.version.clone()),
             "sketch_md5": dev.map(|d| d.sketch_md5.clone()),
             "free_space": dev.map(|d| d.free_space),
@@ -499,6 +537,17 @@ fn respond(d: Decision) -> Response {
                 .map_or(name.clone(), |n| n.to_string_lossy().into_owned());
             if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename={base}")) {
                 h.insert(header::CONTENT_DISPOSITION, v);
+            }
+            r
+        }
+        Decision::Version { version, md5 } => {
+            let mut r = status.into_response();
+            let h = r.headers_mut();
+            if let Ok(v) = HeaderValue::from_str(&version) {
+                h.insert("x-version", v);
+            }
+            if let Some(v) = md5.and_then(|m| HeaderValue::from_str(&m).ok()) {
+                h.insert("x-MD5", v);
             }
             r
         }
