@@ -615,11 +615,21 @@ fn manifest_is_reread_on_change_and_a_bad_edit_keeps_the_last_good_one() {
     // A broken edit: the server says so and keeps serving the last good manifest.
     set_manifest(d.path(), "[default\nsketch = ");
     assert_image(&esp.get(&srv), &new);
-    assert!(srv
+    // The stderr line precedes the response but reaches us through the drain thread.
+    let t = Instant::now();
+    while !srv
         .stderr
         .lock()
         .unwrap()
-        .contains("still using the manifest"));
+        .contains("still using the manifest")
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "no warning about the bad manifest: {}",
+            srv.stderr.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[test]
@@ -799,7 +809,7 @@ fn get_available_version_is_answered_with_x_version() {
         std::fs::read_to_string(&log)
             .unwrap()
             .lines()
-            .nth(0)
+            .next()
             .unwrap(),
     )
     .unwrap();
