@@ -619,6 +619,9 @@ fn cmd_layout(a: LayoutArgs) -> Result<()> {
 
 #[derive(Args)]
 #[command(group(clap::ArgGroup::new("image").required(true).args(["file", "file_opt"])))]
+#[command(
+    after_help = "Exit codes: 0 device reported OK; 1 local problem (file, socket); 2 usage; 3 no answer or no connection back; 4 password missing or wrong; 5 device refused or reported an error; 6 transfer broke."
+)]
 struct UploadArgs {
     /// Image to send as it is (.bin, .gz, signed). If FILE.signed exists it is sent instead, as espota.py does.
     file: Option<PathBuf>,
@@ -632,7 +635,7 @@ struct UploadArgs {
     #[arg(short = 'p', long, default_value_t = 8266)]
     port: u16,
     /// Password set with ArduinoOTA.setPassword (empty: none).
-    #[arg(short = 'a', long)]
+    #[arg(short = 'a', long, value_name = "PASSWORD")]
     auth: Option<String>,
     /// Filesystem image (U_FS) instead of a sketch.
     #[arg(short = 's', long = "fs", alias = "spiffs")]
