@@ -663,8 +663,16 @@ fn without_manifest_the_path_names_the_file() {
 fn startup_errors_exit_1_with_a_message() {
     let dir = tempfile::tempdir().unwrap();
     put(dir.path(), "a.bin", &sketch(100, 4, 1));
-    let cases: [(&str, &str); 5] = [
+    let cases: [(&str, &str); 7] = [
         ("[default\n", "manifest"),
+        (
+            "[default]\nsketch = \"a.bin\"\nrolout = 5\n",
+            "unknown field `rolout`",
+        ),
+        (
+            "[groups.g]\nmacs = []\nsketch = \"a.bin\"\nverison = \"1\"\n",
+            "unknown field `verison`",
+        ),
         ("[default]\nsketch = \"missing.bin\"\n", "missing.bin"),
         (
             "[default]\nsketch = \"a.bin\"\nfs = \"a.bin\"\n",
@@ -691,6 +699,7 @@ fn startup_errors_exit_1_with_a_message() {
             err.starts_with("otatool: error: ") && err.contains(want),
             "{text}: {err}"
         );
+        assert_eq!(err.lines().count(), 1, "one error line: {err}");
     }
     let o = Command::new(OTATOOL)
         .args([

@@ -153,8 +153,15 @@ impl Entry {
 impl Manifest {
     /// Parses and checks a manifest against the served directory.
     pub fn parse(text: &str, dir: &Path) -> Result<Manifest> {
-        let mut m: Manifest =
-            toml::from_str(text).map_err(|e| Error::invalid(format!("manifest: {e}")))?;
+        let mut m: Manifest = toml::from_str(text).map_err(|e| {
+            // One line, like every otatool error: the message and where, without the snippet.
+            let at = e.span().map_or(String::new(), |s| {
+                let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+                format!(" (line {line})")
+            });
+            let msg = e.message().trim().replace('\n', "; ");
+            Error::invalid(format!("manifest: {msg}{at}"))
+        })?;
         if let Some(d) = &m.default {
             d.check("[default]", dir)?;
         }
