@@ -861,3 +861,45 @@ fn get_available_version_outside_the_rollout_reports_the_own_version() {
         "both answers occur in a 50 % rollout: {offered:?}"
     );
 }
+
+#[test]
+fn checkin_log_goes_to_stdout_without_log_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = sketch(2000, 4, 12);
+    put(dir.path(), "a.bin", &img);
+    let mut child = Command::new(OTATOOL)
+        .args(["serve", "--listen", "127.0.0.1:0", "--dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    err.read_line(&mut first).unwrap();
+    let addr: SocketAddr = first
+        .split("listening on http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .parse()
+        .unwrap();
+    let srv = Server {
+        child,
+        addr,
+        stderr: Arc::new(Mutex::new(String::new())),
+    };
+    let mut esp = Esp::new(DOOR);
+    esp.version = Some("0.1".into());
+    assert_image(&request(srv.addr, "/a.bin", &esp.headers()), &img);
+    let mut srv = srv;
+    let mut out = BufReader::new(srv.child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["mac"], DOOR);
+    assert_eq!(v["version"], "0.1");
+    assert_eq!(v["decision"], "update");
+    assert_eq!(v["entry"], "path");
+    assert_eq!(v["image_md5"], md5hex(&img));
+}
