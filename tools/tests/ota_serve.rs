@@ -903,3 +903,25 @@ fn checkin_log_goes_to_stdout_without_log_option() {
     assert_eq!(v["entry"], "path");
     assert_eq!(v["image_md5"], md5hex(&img));
 }
+
+#[test]
+fn unusable_images_are_500() {
+    let dir = tempfile::tempdir().unwrap();
+    put(dir.path(), "notes.txt", b"hello, not firmware");
+    put(dir.path(), "empty.bin", b"");
+    let srv = serve(&["--dir", dir.path().to_str().unwrap()]);
+    let esp = Esp::new(DOOR);
+    let r = request(srv.addr, "/notes.txt", &esp.headers());
+    assert_eq!(r.status, 500);
+    assert!(r.text().contains("not a sketch image"), "{}", r.text());
+    let r = request(srv.addr, "/empty.bin", &esp.headers());
+    assert_eq!(r.status, 500);
+    assert!(r.text().contains("empty"), "{}", r.text());
+    // A filesystem image has no magic byte to check.
+    let mut fs = Esp::new(DOOR);
+    fs.spiffs = true;
+    assert_image(
+        &request(srv.addr, "/notes.txt", &fs.headers()),
+        b"hello, not firmware",
+    );
+}
