@@ -50,6 +50,8 @@ enum Behaviour {
     StallAfter(usize),
     /// Receives everything, then `Update.end` fails with this `ERROR[n]: ...` text.
     EndError(String),
+    /// Receives everything, then closes without a result (espota.py would spin here).
+    NoResult,
 }
 
 /// What the device saw.
@@ -239,6 +241,10 @@ fn respond(udp: &UdpSocket, password: Option<&str>, behaviour: &Behaviour, seen:
                 tcp.write_all(n.to_string().as_bytes()).unwrap();
             }
         }
+    }
+    if let Behaviour::NoResult = behaviour {
+        seen.dropped = true;
+        return;
     }
     // Update.end(): the MD5 check; on success the device waits, then prints OK.
     let result = match behaviour {
@@ -709,4 +715,22 @@ fn missing_file_and_bad_options() {
         Duration::from_secs(10),
     );
     fails(&o, 1, "--timeout");
+}
+
+#[test]
+fn device_closes_without_a_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = data(5000, 6);
+    let path = write(dir.path(), "a.bin", &file);
+    let dev = device(None, Behaviour::NoResult);
+    let port = dev.port.to_string();
+    let (o, t) = otatool(&upload_args(&path, &port, &[]), Duration::from_secs(10));
+    fails(&o, 6, "without reporting a result");
+    let seen = dev.seen();
+    assert!(
+        seen.dropped && seen.result_sent.is_none(),
+        "the fault fired"
+    );
+    assert_eq!(seen.data, file);
+    assert!(t < Duration::from_secs(5), "{t:?}");
 }
