@@ -16,6 +16,7 @@ pub mod gzip;
 pub mod info;
 pub mod layout;
 pub mod output;
+pub mod ota;
 pub mod sign;
 
 /// Writes one output file under [`output`]'s rules (regular files only, through

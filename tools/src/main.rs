@@ -48,6 +48,10 @@ enum Cmd {
     Elf2bin(tools::dropin::Elf2binArgs),
     /// Drop-in for the Arduino core's tools/signing.py: --mode header|sign, same rules, same bytes.
     Signing(tools::dropin::SigningArgs),
+    /// Send an image to a sketch running ArduinoOTA (espota.py's protocol and options).
+    Upload(UploadArgs),
+    /// Update server for devices polling with ESPhttpUpdate (fleet manifest, staged rollout).
+    Serve(ServeArgs),
 }
 
 fn parse_num(s: &str) -> std::result::Result<u32, String> {
@@ -371,6 +375,13 @@ fn run(cmd: Cmd) -> Result<()> {
         Cmd::Layout(a) => cmd_layout(a),
         Cmd::Elf2bin(a) => tools::dropin::elf2bin(&a),
         Cmd::Signing(a) => tools::dropin::signing(&a),
+        Cmd::Upload(a) => cmd_upload(a),
+        Cmd::Serve(a) => tools::ota::serve::run(tools::ota::serve::Config {
+            dir: a.dir,
+            manifest: a.manifest,
+            listen: a.listen,
+            log: a.log,
+        }),
     }
 }
 
@@ -783,5 +794,105 @@ fn cmd_layout(a: LayoutArgs) -> Result<()> {
     match plan {
         Some(p) => p.check(),
         None => Ok(()),
+    }
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("image").required(true).args(["file", "file_opt"])))]
+#[command(
+    after_help = "Exit codes: 0 device reported OK; 1 local problem (file, socket); 2 usage; 3 no answer or no connection back; 4 password missing or wrong; 5 device refused or reported an error; 6 transfer broke."
+)]
+struct UploadArgs {
+    /// Image to send as it is (.bin, .gz, signed). If FILE.signed exists it is sent instead, as espota.py does.
+    file: Option<PathBuf>,
+    /// The image (espota.py's spelling).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    file_opt: Option<PathBuf>,
+    /// Device IP address or host name.
+    #[arg(short = 'i', long)]
+    ip: String,
+    /// Device's ArduinoOTA UDP port.
+    #[arg(short = 'p', long, default_value_t = 8266)]
+    port: u16,
+    /// Password set with ArduinoOTA.setPassword (empty: none).
+    #[arg(short = 'a', long, value_name = "PASSWORD")]
+    auth: Option<String>,
+    /// Filesystem image (U_FS) instead of a sketch.
+    #[arg(short = 's', long = "fs", alias = "spiffs")]
+    fs: bool,
+    /// Local address the device connects back to (default: all interfaces).
+    #[arg(short = 'I', long = "host-ip", alias = "host_ip")]
+    host_ip: Option<std::net::IpAddr>,
+    /// Local TCP port the device connects back to (default: any free port).
+    #[arg(
+        short = 'P',
+        long = "host-port",
+        alias = "host_port",
+        default_value_t = 0
+    )]
+    host_port: u16,
+    /// Seconds to wait for each answer of the device (the final result: 6 times this).
+    #[arg(short = 't', long, default_value_t = 10.0)]
+    timeout: f64,
+    /// Accepted for espota.py compatibility: progress is always shown.
+    #[arg(short = 'r', long)]
+    progress: bool,
+    /// Show each protocol step.
+    #[arg(short = 'd', long)]
+    debug: bool,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Directory holding the images.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Fleet manifest (TOML): images per MAC, group and default, versions, rollout.
+    /// Without it the request's path names the file.
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+    /// Address to listen on; give 0.0.0.0:8266 to serve devices on the network.
+    #[arg(long, default_value = "127.0.0.1:8266")]
+    listen: std::net::SocketAddr,
+    /// Append the check-in log (one JSON line per request) here instead of standard output.
+    #[arg(long)]
+    log: Option<PathBuf>,
+}
+
+fn cmd_upload(a: UploadArgs) -> Result<()> {
+    use tools::ota::upload;
+    if !(a.timeout.is_finite() && a.timeout > 0.0 && a.timeout <= 3600.0) {
+        return Err(Error::invalid(
+            "--timeout must be between 0 and 3600 seconds",
+        ));
+    }
+    let opts = upload::Options {
+        file: a.file.or(a.file_opt).expect("clap requires one"),
+        ip: a.ip,
+        port: a.port,
+        auth: a.auth.filter(|p| !p.is_empty()),
+        fs: a.fs,
+        host_ip: a.host_ip,
+        host_port: a.host_port,
+        timeout: std::time::Duration::from_secs_f64(a.timeout),
+        progress: upload::Progress::Auto,
+        debug: a.debug,
+    };
+    match upload::upload(&opts) {
+        Ok(s) => {
+            println!(
+                "{}: {} bytes (MD5 {}) sent to {}, device reported OK",
+                s.file.display(),
+                s.size,
+                s.md5,
+                s.device
+            );
+            Ok(())
+        }
+        Err(e) => {
+            // Each class of failure has its own exit code (tools/README.md).
+            eprintln!("otatool: error: {e}");
+            std::process::exit(i32::from(e.kind.exit_code()));
+        }
     }
 }
