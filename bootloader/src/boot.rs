@@ -77,8 +77,9 @@ pub fn boot<F: NorFlash, P: Platform, const EXT: bool>(flash: &mut F, p: &mut P,
     let cmd = Command::decode(&w).filter(|c| !p.cold_boot() && c.action != ACTION_LOAD_APP);
     let mut rep = Report { event: Event::Nothing as u32, code: 0, journal: 0, trial_left: 0 };
     let next = match run::<F, EXT>(flash, mem, cmd, &mut rep) {
-        Ok(b @ Boot::Extension(_)) => return b,
-        Ok(b) => b,
+        // Only the extension image lives anywhere but 0x1000 (`loader::extension`).
+        Ok(ext) if ext.offset != APP_OFFSET => return Boot::Extension(ext),
+        Ok(app) => Boot::App(app),
         Err(c) => {
             rep.code = c as u32;
             Boot::Halt(c)
@@ -103,10 +104,10 @@ pub fn power_on<F: NorFlash, P: Platform>(flash: &mut F, p: &mut P, mem: &mut Me
     }
 }
 
-fn run<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: Option<Command>, rep: &mut Report) -> Result<Boot, Code> {
+fn run<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: Option<Command>, rep: &mut Report) -> Result<App, Code> {
     let journal = match loader::app(flash, APP_OFFSET) {
         Ok(app) => {
-            let Some(cmd) = cmd else { return Ok(Boot::App(app)) };
+            let Some(cmd) = cmd else { return Ok(app) };
             // Tier 1 carries out only the stock contract; anything more is the named
             // extension image's to do, once that image checks out.
             let r = if EXT || cmd.ext == 0 { start::<F, EXT>(flash, mem, &cmd, &app).map_err(Err) } else { Err(extension(flash, mem, &cmd)) };
@@ -115,11 +116,11 @@ fn run<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: Option<C
                     rep.event = Event::Applied as u32;
                     j
                 }
-                Err(Ok(ext)) => return Ok(Boot::Extension(ext)),
+                Err(Ok(ext)) => return Ok(ext),
                 Err(Err(c)) => {
                     rep.event = Event::Rejected as u32;
                     rep.code = c as u32;
-                    return Ok(Boot::App(app));
+                    return Ok(app);
                 }
             }
         }
@@ -237,7 +238,7 @@ fn start<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: &Comma
 /// Carries a journaled update to its end from whatever state the log shows. Every step is
 /// idempotent, so this is also the recovery after a power cut at any instant. Tier 1 hands
 /// a journal that names an extension image to that image.
-fn finish<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, addr: u32, rep: &mut Report) -> Result<Boot, Code> {
+fn finish<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, addr: u32, rep: &mut Report) -> Result<App, Code> {
     // Read back from flash, also right after `start` wrote it: one path for both.
     let mut w = [0u32; WORDS];
     if !jn::load(flash, addr, &mut w) {
@@ -246,7 +247,7 @@ fn finish<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, addr: u32,
     if !EXT && w[jn::EXT_ADDR] != 0 {
         // The extension image lies where the update never writes; checked on every boot
         // all the same (a cut while checking or loading it just repeats this).
-        return loader::extension(flash, &mut mem.sector, w[jn::EXT_ADDR], w[jn::EXT_CRC]).map(Boot::Extension);
+        return loader::extension(flash, &mut mem.sector, w[jn::EXT_ADDR], w[jn::EXT_CRC]);
     }
     let mut st = jn::state::<F, EXT>(flash, addr)?;
     let fs = w[jn::FLAGS] & F_FS != 0;
@@ -290,7 +291,7 @@ fn finish<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, addr: u32,
                 rep.event = Event::Trial as u32;
                 // `log` leaves the count as read: this boot is one more.
                 rep.trial_left = boots - st.trial_boots - 1;
-                return loader::walk(flash, APP_OFFSET, head, &mut |_, _| true).map(Boot::App);
+                return loader::walk(flash, APP_OFFSET, head, &mut |_, _| true);
             }
             if !st.has(L_ROLLBACK) {
                 jn::log(flash, &mut st, L_ROLLBACK)?;
@@ -307,7 +308,7 @@ fn finish<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, addr: u32,
         }
         jn::step(flash, addr, L_DONE)?;
     }
-    loader::app(flash, APP_OFFSET).map(Boot::App)
+    loader::app(flash, APP_OFFSET)
 }
 
 /// Copies a backed-up app (or app sector) at `from` back to 0x1000, its `head` last (the
