@@ -2,7 +2,6 @@
 //! flate2 and system gzip streams, hand-built headers and blocks, and damaged streams.
 
 use bootloader::inflate::{gunzip, Error, Gzip, Source, State, CHUNK};
-use flate2::write::GzEncoder;
 use flate2::{Compression, GzBuilder};
 use std::io::Write;
 

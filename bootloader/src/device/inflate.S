@@ -270,6 +270,29 @@ eboot_gunzip:
     mov     a7, a2
     CALL    putb
     j       .Lsym
+    /* Error exits here, in the middle, where most branches to them reach. */
+.Lheader:
+    movi    a2, 1
+    j       .Lret
+.Ldata:
+    movi    a2, 2
+    j       .Lret
+.Ltrunc:
+    movi    a2, 3
+    j       .Lret
+.Ltrailer:
+    movi    a2, 4
+    j       .Lret
+.Lsink:
+    movi    a2, 5
+.Lret:
+    l32i    a0, a1, F_A0
+    l32i    a12, a1, F_A12
+    l32i    a13, a1, F_A13
+    l32i    a14, a1, F_A14
+    l32i    a15, a1, F_A15
+    l32i    a1, a1, F_SP
+    ret
 
 .Lstored:
     bnez    a3, .Ldata          /* block type 3 */
@@ -318,28 +341,6 @@ eboot_gunzip:
     s32i    a13, a5, 8
     movi    a2, 0
     j       .Lret
-.Lheader:
-    movi    a2, 1
-    j       .Lret
-.Ldata:
-    movi    a2, 2
-    j       .Lret
-.Ltrunc:
-    movi    a2, 3
-    j       .Lret
-.Ltrailer:
-    movi    a2, 4
-    j       .Lret
-.Lsink:
-    movi    a2, 5
-.Lret:
-    l32i    a0, a1, F_A0
-    l32i    a12, a1, F_A12
-    l32i    a13, a1, F_A13
-    l32i    a14, a1, F_A14
-    l32i    a15, a1, F_A15
-    l32i    a1, a1, F_SP
-    ret
     .size eboot_gunzip, . - eboot_gunzip
 
 /* getbits: a2 = n (0..32) -> a3 = next n bits, LSB first.  getbits_add adds them to a3.
@@ -614,3 +615,6 @@ fill:
     bnez    a9, fill
     ret
     .size fill, . - fill
+
+/* No executable stack (silences GNU ld). */
+    .section .note.GNU-stack, "", @progbits
