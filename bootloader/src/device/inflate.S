@@ -19,12 +19,14 @@
  *   once, after exactly the same reads, so the class is the same.
  * - On success ctx[0] = output length, ctx[1] = its CRC-32, ctx[2] = input bytes consumed.
  *
- * RAM: st's first 1600 bytes (the Rust State's tables) are this routine's frame and tables
- * (a1 points there); the window follows at WIN. Nothing else is written but `input` and the
- * sink's stack frame (the caller's stack, a1 switched back for every outside call).
+ * RAM: st's first WIN bytes are this routine's frame and tables (a1 points there), the
+ * 32 KiB window follows (34304 bytes in all, of the Rust State's 34368). Nothing else is
+ * written but `input` and the caller's stack: 32 bytes of saved registers, below them
+ * 64 bytes for a2..a11 around SPIRead and a1/a0 around every outside call, which runs
+ * on the caller's stack (a1 switched back).
  *
  * Registers kept throughout: a12 output count (ring position mod 32768), a13 input bytes
- * consumed, a14 input length, a15 bit buffer with a 1 above its valid bits (1: empty).
+ * consumed, a14 input bytes left, a15 bit buffer with a 1 above its valid bits (1: empty).
  * Decoding is puff-like (own code): canonical Huffman by counts, symbols in code order,
  * one bit at a time; length and distance bases by a counting loop; bitwise CRC-32.
  */
@@ -38,46 +40,40 @@
     .end no-transform
     .endm
 
-    /* Frame (offsets from a1). a2..a11 saved around SPIRead at 4..40 (narrow stores). */
-    .equ F_SP, 0
-    .equ F_A0, 44
-    .equ F_IN, 48
-    .equ F_GRET, 52
-    .equ F_FLUSHED, 56
-    .equ F_CRC, 60
-    .equ F_ICRC, 64
-    .equ F_DRET, 68
-    .equ F_FINAL, 72
-    .equ F_NLEN, 76
-    .equ F_NDIST, 80
-    .equ F_A12, 84
-    .equ F_A13, 88
-    .equ F_A14, 92
-    .equ F_A15, 96
-    .equ F_SRC, 100
-    .equ F_SINK, 104
-    .equ F_CTX, 108
-    .equ F_FRET, 112
-    .equ F_HRET, 116
-    .equ F_T, 120
-    .equ F_LEFT, 124
+    /* Frame (offsets from a1), all in reach of the narrow loads and stores. */
+    .equ F_SP, 0            /* the caller's stack pointer, less our 32 bytes */
+    .equ F_IN, 4
+    .equ F_FLUSHED, 8       /* output handed to the sink so far */
+    .equ F_CRC, 12          /* inverted CRC-32 registers: output, header */
+    .equ F_ICRC, 16
+    .equ F_NDIST, 20
+    .equ F_NLEN, 24
+    .equ F_CTX, 28
+    .equ F_SRC, 32
+    .equ F_SINK, 36
+    .equ F_RET, 40          /* return address of hbytes, decode, flush (never nested) */
+    .equ F_FINAL, 44
+    .equ F_GRET, 48
+    .equ F_T, 52
+    .equ F_LEFT, 56
     /* Tables: 15 u32 counts (code lengths 1..15) just below each symbol array (u16). */
+    .equ T_DIST, 124        /* counts 64..123, 32 symbols 124..187 */
     .equ T_LIT, 256         /* counts 196..255, 288 symbols 256..831 */
-    .equ T_DIST, 892        /* counts 832..891, 32 symbols 892..955 */
     .equ LENS, 1024         /* 320 code lengths, + 138 slack for a repeat past the end */
-    .equ WIN, 1600          /* = size_of Tables in the Rust State: the window follows */
+    .equ WIN, 1536          /* the window */
 
     .p2align 2
     .global eboot_gunzip
     .type eboot_gunzip, @function
 eboot_gunzip:
+    addi    a1, a1, -32
+    s32i    a0, a1, 0
+    s32i    a12, a1, 4
+    s32i    a13, a1, 8
+    s32i    a14, a1, 12
+    s32i    a15, a1, 16
     s32i    a1, a5, F_SP
     mov     a1, a5
-    s32i    a0, a1, F_A0
-    s32i    a12, a1, F_A12
-    s32i    a13, a1, F_A13
-    s32i    a14, a1, F_A14
-    s32i    a15, a1, F_A15
     s32i    a4, a1, F_IN
     s32i    a2, a1, F_SRC
     s32i    a6, a1, F_SINK
@@ -133,9 +129,29 @@ eboot_gunzip:
     srli    a3, a3, 1
     addmi   a8, a1, LENS
     beqi    a3, 2, .Ldyn
-    bnei    a3, 1, .Lstored     /* 0, or 3 (refused there) */
+    beqi    a3, 1, .Lfixed
+    bnez    a3, .Ldata          /* block type 3; 0: stored */
+    movi    a15, 1              /* drop to a byte boundary */
+    movi    a2, 32
+    CALL    getbits             /* LEN | NLEN << 16 */
+    slli    a4, a3, 16
+    add     a4, a4, a3
+    srai    a4, a4, 16          /* LEN + NLEN (mod 2^16), sign-extended: must be -1 */
+    addi    a4, a4, 1
+    bnez    a4, .Ldata
+    extui   a3, a3, 0, 16
+1:  s32i    a3, a1, F_LEFT
+    beqz    a3, .Lend
+    movi    a2, 8
+    CALL    getbits
+    mov     a7, a3
+    CALL    putb
+    CALL    flushchk
+    l32i    a3, a1, F_LEFT
+    addi    a3, a3, -1
+    j       1b
 
-    /* fixed: lengths 144x8 112x9 24x7 8x8 (packed runs: count/8 | (len-5)<<5), 32x5 */
+.Lfixed: /* lengths 144x8 112x9 24x7 8x8 (packed runs: count/8 | (len-5)<<5), 32x5 */
     movi    a10, 0x61438E72
 1:  extui   a9, a10, 0, 5
     slli    a9, a9, 3
@@ -162,9 +178,10 @@ eboot_gunzip:
     extui   a5, a3, 5, 5
     addi    a6, a5, 1
     s32i    a6, a1, F_NDIST
-    movi    a6, 30              /* HLIT or HDIST above 29: refused (as zlib) */
-    bgeu    a4, a6, .Ldata
-    bgeu    a5, a6, .Ldata
+    addi    a6, a4, -30         /* HLIT or HDIST above 29: refused (as zlib) */
+    bgez    a6, .Ldata
+    addi    a6, a5, -30
+    bgez    a6, .Ldata
     extui   a5, a3, 10, 4
     addi    a5, a5, 4           /* a5 = HCLEN + 4 */
     movi    a7, 0
@@ -228,8 +245,7 @@ eboot_gunzip:
     addmi   a6, a1, T_LIT
     CALL    build
     l32i    a3, a1, F_NDIST
-    addmi   a6, a1, T_DIST - 124
-    addi    a6, a6, 124
+    addi    a6, a1, T_DIST
     CALL    build
 .Lsym:
     CALL    flushchk
@@ -248,8 +264,7 @@ eboot_gunzip:
 1:  movi    a4, 4
     CALL    base
     mov     a8, a3              /* length */
-    addmi   a6, a1, T_DIST - 124
-    addi    a6, a6, 124
+    addi    a6, a1, T_DIST
     CALL    decode
     movi    a4, 30
     bgeu    a2, a4, .Ldata      /* 30, 31 */
@@ -260,8 +275,8 @@ eboot_gunzip:
 1:  sub     a9, a12, a3
     extui   a9, a9, 0, 15
     add     a9, a9, a1
-    addmi   a9, a9, WIN - 64
-    l8ui    a7, a9, 64
+    addmi   a9, a9, WIN
+    l8ui    a7, a9, 0
     CALL    putb
     addi    a8, a8, -1
     bnez    a8, 1b
@@ -271,49 +286,29 @@ eboot_gunzip:
     CALL    putb
     j       .Lsym
     /* Error exits here, in the middle, where most branches to them reach. */
-.Lheader:
+.Lheader:                       /* (bnez.n: a short jump, a2 is never 0 here) */
     movi    a2, 1
-    j       .Lret
+    bnez.n  a2, .Lret
 .Ldata:
     movi    a2, 2
-    j       .Lret
+    bnez.n  a2, .Lret
 .Ltrunc:
     movi    a2, 3
-    j       .Lret
+    bnez.n  a2, .Lret
 .Ltrailer:
     movi    a2, 4
-    j       .Lret
+    bnez.n  a2, .Lret
 .Lsink:
     movi    a2, 5
 .Lret:
-    l32i    a0, a1, F_A0
-    l32i    a12, a1, F_A12
-    l32i    a13, a1, F_A13
-    l32i    a14, a1, F_A14
-    l32i    a15, a1, F_A15
     l32i    a1, a1, F_SP
+    l32i    a0, a1, 0
+    l32i    a12, a1, 4
+    l32i    a13, a1, 8
+    l32i    a14, a1, 12
+    l32i    a15, a1, 16
+    addi    a1, a1, 32
     ret
-
-.Lstored:
-    bnez    a3, .Ldata          /* block type 3 */
-    movi    a15, 1              /* drop to a byte boundary */
-    movi    a2, 32
-    CALL    getbits             /* LEN | NLEN << 16 */
-    slli    a4, a3, 16
-    add     a4, a4, a3
-    srai    a4, a4, 16          /* LEN + NLEN (mod 2^16), sign-extended: must be -1 */
-    bnei    a4, -1, .Ldata
-    extui   a3, a3, 0, 16
-1:  s32i    a3, a1, F_LEFT
-    beqz    a3, .Lend
-    movi    a2, 8
-    CALL    getbits
-    mov     a7, a3
-    CALL    putb
-    CALL    flushchk
-    l32i    a3, a1, F_LEFT
-    addi    a3, a3, -1
-    j       1b
 
 .Lend:
     l32i    a3, a1, F_FINAL
@@ -329,15 +324,13 @@ eboot_gunzip:
     movi    a2, 32
     CALL    getbits
     l32i    a4, a1, F_CRC
-    xor     a10, a10, a4        /* stored CRC ^ inverted register = -1 */
-    addi    a10, a10, 1
-    bnez    a10, .Ltrailer
+    xor     a4, a4, a10         /* stored CRC ^ inverted register = -1 */
+    addi    a4, a4, 1
+    bnez    a4, .Ltrailer
     bne     a3, a12, .Ltrailer
-    l32i    a5, a1, F_CTX
+    l32i    a5, a1, F_CTX       /* results: length, CRC (= the stored one), input used */
     s32i    a12, a5, 0
-    movi    a3, -1
-    xor     a4, a4, a3
-    s32i    a4, a5, 4
+    s32i    a10, a5, 4
     s32i    a13, a5, 8
     movi    a2, 0
     j       .Lret
@@ -353,7 +346,8 @@ getbits_add:
     movi    a4, 1
 1:  beqz    a2, 3f
     bnei    a15, 1, 2f
-    bgeu    a13, a14, .Ltrunc   /* end of input */
+    beqz    a14, .Ltrunc        /* end of input */
+    addi    a14, a14, -1
     extui   a15, a13, 0, 12
     beqz    a15, .Lrefill       /* first byte of a sector: read it */
 5:  s32i    a4, a1, F_T
@@ -372,43 +366,48 @@ getbits_add:
 3:  ret
 .Lrefill:                       /* a15 = 0 */
     s32i    a0, a1, F_GRET
-    s32i    a2, a1, 4
-    s32i    a3, a1, 8
-    s32i    a4, a1, 12
-    s32i    a5, a1, 16
-    s32i    a6, a1, 20
-    s32i    a7, a1, 24
-    s32i    a8, a1, 28
-    s32i    a9, a1, 32
-    s32i    a10, a1, 36
-    s32i    a11, a1, 40
+    l32i    a15, a1, F_SP       /* a2..a11 below our saved registers */
+    addi    a15, a15, -48
+    s32i    a2, a15, 0
+    s32i    a3, a15, 4
+    s32i    a4, a15, 8
+    s32i    a5, a15, 12
+    s32i    a6, a15, 16
+    s32i    a7, a15, 20
+    s32i    a8, a15, 24
+    s32i    a9, a15, 28
+    s32i    a10, a15, 32
+    s32i    a11, a15, 36
     l32i    a2, a1, F_SRC
     add     a2, a2, a13
     l32i    a3, a1, F_IN
-    addmi   a4, a15, 4096
+    movi    a4, 1
+    slli    a4, a4, 12          /* 4096 */
     movi    a8, SPIRead
     CALL    xcall
     bnez    a2, .Ltrunc         /* a read error ends the input (FlashSource) */
-    l32i    a2, a1, 4
-    l32i    a3, a1, 8
-    l32i    a4, a1, 12
-    l32i    a5, a1, 16
-    l32i    a6, a1, 20
-    l32i    a7, a1, 24
-    l32i    a8, a1, 28
-    l32i    a9, a1, 32
-    l32i    a10, a1, 36
-    l32i    a11, a1, 40
-    l32i    a0, a1, F_GRET      /* a15 (= 0) survives: callee-saved */
+    l32i    a2, a15, 0          /* a15 survives: callee-saved */
+    l32i    a3, a15, 4
+    l32i    a4, a15, 8
+    l32i    a5, a15, 12
+    l32i    a6, a15, 16
+    l32i    a7, a15, 20
+    l32i    a8, a15, 24
+    l32i    a9, a15, 28
+    l32i    a10, a15, 32
+    l32i    a11, a15, 36
+    l32i    a0, a1, F_GRET
+    movi    a15, 0
     j       5b
     .size getbits, . - getbits
 
-/* xcall: calls a8(a2, a3, a4) on the caller's stack -> a2.  Clobbers a2..a11. */
+/* xcall: calls a8(a2, a3, a4) on the caller's stack (below the refill's saves) -> a2.
+ * Clobbers a2..a11. */
     .p2align 2
     .type xcall, @function
 xcall:
     l32i    a9, a1, F_SP
-    addi    a9, a9, -16
+    addi    a9, a9, -64
     s32i    a1, a9, 0
     s32i    a0, a9, 4
     mov     a1, a9
@@ -423,24 +422,22 @@ xcall:
     .p2align 2
     .type hbytes, @function
 hbytes:
-    s32i    a0, a1, F_HRET
+    s32i    a0, a1, F_RET
 1:  beqz    a10, 2f
     movi    a2, 8
     CALL    getbits
     srli    a11, a11, 8
     slli    a4, a3, 24
     or      a11, a11, a4
-    addi    a2, a13, -1         /* the byte just read, still in the input buffer */
-    extui   a2, a2, 0, 12
-    l32i    a4, a1, F_IN
-    add     a2, a2, a4
+    s32i    a3, a1, F_T         /* the byte, for crc (little endian: at F_T) */
+    addi    a2, a1, F_T
     movi    a3, 1
     l32i    a4, a1, F_ICRC
     CALL    crc
     s32i    a4, a1, F_ICRC
     addi    a10, a10, -1
     j       1b
-2:  l32i    a0, a1, F_HRET
+2:  l32i    a0, a1, F_RET
     ret
     .size hbytes, . - hbytes
 
@@ -485,13 +482,12 @@ flushchk:
     .p2align 2
     .type flush, @function
 flush:
-    s32i    a0, a1, F_FRET
+    s32i    a0, a1, F_RET
     add     a4, a2, a3
     s32i    a4, a1, F_FLUSHED
-    extui   a2, a2, 0, 15
-    add     a2, a2, a1
-    addmi   a2, a2, WIN - 64
-    addi    a10, a2, 64         /* data */
+    extui   a10, a2, 0, 15
+    add     a10, a10, a1
+    addmi   a10, a10, WIN       /* data */
     mov     a11, a3             /* length */
     mov     a2, a10
     l32i    a4, a1, F_CRC
@@ -503,7 +499,7 @@ flush:
     l32i    a8, a1, F_SINK
     CALL    xcall
     beqz    a2, .Lsink
-    l32i    a0, a1, F_FRET
+    l32i    a0, a1, F_RET
     ret
     .size flush, . - flush
 
@@ -513,8 +509,8 @@ flush:
 putb:
     extui   a9, a12, 0, 15
     add     a9, a9, a1
-    addmi   a9, a9, WIN - 64
-    s8i     a7, a9, 64
+    addmi   a9, a9, WIN
+    s8i     a7, a9, 0
     addi    a12, a12, 1
     ret
     .size putb, . - putb
@@ -562,7 +558,7 @@ build:
     .p2align 2
     .type decode, @function
 decode:
-    s32i    a0, a1, F_DRET
+    s32i    a0, a1, F_RET
     movi    a7, 0               /* code - first code of this length */
     mov     a9, a6              /* first symbol of this length */
     addi    a10, a6, -60        /* &count[1] */
@@ -579,7 +575,7 @@ decode:
     j       .Ldata
 2:  addx2   a9, a7, a9
     l16ui   a2, a9, 0
-    l32i    a0, a1, F_DRET
+    l32i    a0, a1, F_RET
     ret
     .size decode, . - decode
 

@@ -3,7 +3,7 @@
  * at FLASH read through this file's SPIRead (the ROM's rules: word-aligned address, buffer
  * and length; reads past the chip fail). Per stream it prints one line:
  *   R idx err out_len crc in_len sink_bytes sink_crc chunks reads flags
- * flags: 1 bad chunk size, 2 chunk outside the window, 4 misaligned SPIRead, 8 a write
+ * flags: 1 bad chunk size, 2 chunk outside the inflater's RAM, 4 misaligned SPIRead, 8 a write
  * outside the inflater's RAM and the input buffer (guards), 16 sink called after it said stop. */
 typedef unsigned int u32;
 typedef unsigned char u8;
@@ -13,7 +13,6 @@ typedef unsigned char u8;
 #define DESC ((const u32 *)0x53000000) /* count, chip size, then (src, len, stop_after) */
 
 #define STATE_SIZE 34368 /* size_of::<bootloader::inflate::State>() */
-#define WIN 1600
 #define GUARD 64
 
 u32 eboot_gunzip(u32 src, u32 len, u8 *input, void *st,
@@ -49,7 +48,7 @@ static u32 sink(void *ctx, const u8 *data, u32 len) {
     if (stopped) flags |= 16;
     /* The previous chunk must have been full; this one 1..4096 bytes. */
     if (len == 0 || len > 4096 || (sink_bytes & 4095)) flags |= 1;
-    if (data < ST + WIN || data + len > ST + WIN + 32768) flags |= 2;
+    if (data < ST || data + len > ST + STATE_SIZE) flags |= 2; /* inside the given RAM */
     sink_crc = crc_update(sink_crc, data, len);
     sink_bytes += len;
     chunks++;

@@ -415,7 +415,7 @@ fn asm_inflater_matches_the_rust_one_on_qemu() {
             flash = fl;
         }
         let src = *src;
-        assert_eq!(f[9], 0, "stream {i} ({}): harness flags {:#x} (1 chunk size, 2 chunk place, 4 SPIRead alignment, 8 guard, 16 sink after stop)", c.what, f[9]);
+        assert_eq!(f[9], 0, "stream {i} ({}): harness flags {:#x} (1 chunk size, 2 chunk outside the state, 4 SPIRead alignment, 8 guard, 16 sink after stop)", c.what, f[9]);
         let mut asm = Outcome { err: f[1], out_len: f[2], crc: f[3], in_len: f[4], sink_bytes: f[5], sink_crc: f[6], chunks: f[7], reads: f[8] };
         if asm.err != 0 {
             // Not written on error.
