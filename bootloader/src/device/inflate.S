@@ -2,8 +2,8 @@
  * eboot-rs: streaming gzip inflater for the lx106 (CALL0 ABI), the device build's
  * replacement for `bootloader::inflate::gunzip` + `copy::FlashSource` (same contract and
  * error classes; the Rust one is the specification and tests/bench/tests/inflate_asm.rs
- * compares the two on QEMU). Why assembly: the same algorithm costs about twice the bytes
- * through LLVM, and sector 0 is 4096 bytes.
+ * compares the two on QEMU). Why assembly: sector 0 is 4096 bytes, and this routine
+ * (1112 bytes) took the image from 5664 to 5200 bytes, Rust inflater and plumbing out.
  *
  *   u32 eboot_gunzip(u32 src, u32 len, u8 *input, State *st,
  *                    u32 (*sink)(void *ctx, const u8 *data, u32 len), u32 *ctx);
