@@ -1,11 +1,11 @@
 //! The device's assembly inflater (bootloader/src/device/inflate.S) against the Rust one
 //! (`bootloader::inflate::gunzip`, the specification), stream by stream: thousands of gzip
-//! streams from the inflater tests' generators and compressors, hand-built and damaged ones,
-//! run on QEMU lx106 in one batch (tests/bench/inflate/harness.c), the Rust inflater on the
-//! host over the same "flash". Per stream they must agree on the result (error class, or
-//! output length, CRC and input consumed), the bytes handed to the sink (count, CRC, chunks)
-//! and the sector reads; the harness also checks chunk sizes, SPIRead alignment and guard
-//! words around the inflater's RAM.
+//! streams from the inflater tests' generators and compressors (and zopfli), hand-built and
+//! damaged ones, run on QEMU lx106 in batches (tests/bench/inflate/harness.c), the Rust
+//! inflater on the host over the same "flash". Per stream they must agree on the result
+//! (error class, or output length, CRC and input consumed), the bytes handed to the sink
+//! (count, CRC, chunks) and the sector reads; the harness also checks chunk sizes, SPIRead
+//! alignment and guard words around the inflater's RAM.
 use std::io::Write;
 use std::process::Command;
 
@@ -265,6 +265,20 @@ fn cases() -> Vec<Case> {
             v.push(case(format!("gzip {level}, case {i}"), system_gzip(&["-c", "-n", level], &data)));
         }
     }
+    // zopfli (tools' update compressor): long block splits, unusual code-length codes.
+    let mut rng = Rng(0x2F0F);
+    let inputs: Vec<Vec<u8>> = (0..16).map(|_| {
+        let n = rng.below(30_000);
+        generate(&mut rng, n)
+    }).collect();
+    let zopfli: Vec<Vec<u8>> = std::thread::scope(|sc| {
+        let hs: Vec<_> = inputs.iter().map(|d| sc.spawn(move || tools::gzip::gzip_zopfli(d))).collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, gz) in zopfli.into_iter().enumerate() {
+        v.push(case(format!("zopfli {i}"), gz));
+    }
+    v.push(case("zopfli, code-like filler", tools::gzip::gzip_zopfli(&bench::build::code_like_filler(20_000, 5))));
     // Header fields (flate2's builder and by hand, FHCRC good and bad), bad headers.
     let data = b"header fields: FEXTRA, FNAME, FCOMMENT, FHCRC, FTEXT".repeat(50);
     v.push(case("extra", gz_with(GzBuilder::new().extra(vec![0x41, 0x70, 3, 0, 1, 2, 3]), &data, 6)));
