@@ -184,9 +184,10 @@ extern "C" {
     ) -> u32;
 }
 
-/// The assembly uses all of `State` as its tables (1600 bytes) and 32 KiB window.
+/// The assembly uses the first 1536 bytes of `State` as its frame and tables and the
+/// 32 KiB after them as its window.
 #[cfg(target_arch = "xtensa")]
-const _: () = assert!(core::mem::size_of::<inflate::State>() >= 1600 + inflate::WINDOW);
+const _: () = assert!(core::mem::size_of::<inflate::State>() >= 1536 + inflate::WINDOW);
 
 /// What the assembly inflater's sink callback works on. `repr(C)`: `res` first, where
 /// the inflater writes its results through the same pointer.
@@ -218,8 +219,9 @@ fn gunzip_asm<F: NorFlash>(flash: &mut F, st: &mut inflate::State, input: &mut [
     let job = sink.job;
     let mut g = GzCtx { res: [0; 3], flash, sector, sink, i: 0, err: None };
     // SAFETY: the inflater writes only `st` (its size checked above), `input` (4096
-    // bytes, word aligned as SPIRead needs: `Mem` is align(4)) and `g.res`, reads flash
-    // [src, src + len) through the ROM, and calls `gz_chunk` with `g` on our stack.
+    // bytes, word aligned as SPIRead needs: `Mem` is align(4)), `g.res` and below our
+    // stack pointer (the call0 ABI's free stack), reads flash [src, src + len) through
+    // the ROM, and calls `gz_chunk` with `g` on our stack.
     let r = unsafe { eboot_gunzip(job.src, job.len, input.as_mut_ptr(), st, gz_chunk::<F>, &mut g as *mut GzCtx<F> as *mut u32) };
     match r {
         0 => Ok(Output { len: g.res[0], consumed: g.res[2] }),
