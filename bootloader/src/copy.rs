@@ -6,6 +6,7 @@
 //! was completed before a power cut compares equal and is left alone; a torn one differs
 //! and is erased and programmed again.
 
+#[cfg(not(target_arch = "xtensa"))]
 use core::cell::RefCell;
 
 use embedded_storage::nor_flash::NorFlash;
@@ -13,7 +14,9 @@ use embedded_storage::nor_flash::NorFlash;
 use crate::boot::Mem;
 use crate::crc;
 use crate::flash::{self, SECTOR};
-use crate::inflate::{self, Source};
+use crate::inflate;
+#[cfg(not(target_arch = "xtensa"))]
+use crate::inflate::Source;
 use crate::loader::Walker;
 use crate::report::Code;
 
@@ -83,6 +86,7 @@ impl Sink<'_> {
 
 /// Reads staged gzip input from flash through a sector buffer. The flash is shared with
 /// the sink through a `RefCell` (input and output alternate, never overlap in time).
+#[cfg(not(target_arch = "xtensa"))]
 struct FlashSource<'a, 'f, F> {
     flash: &'a RefCell<&'f mut F>,
     buf: &'a mut [u8; SECTOR_LEN],
@@ -90,6 +94,7 @@ struct FlashSource<'a, 'f, F> {
     end: u32,
 }
 
+#[cfg(not(target_arch = "xtensa"))]
 impl<F: NorFlash> Source for FlashSource<'_, '_, F> {
     fn next(&mut self) -> Option<u8> {
         if self.pos >= self.end {
@@ -129,6 +134,17 @@ pub fn produce<F: NorFlash>(flash: &mut F, mem: &mut Mem, sink: &mut Sink<'_>) -
         }
         return Ok(Output { len: job.len, consumed: job.len });
     }
+    // The device runs the assembly inflater, the host (tests, simulator) the Rust one.
+    #[cfg(target_arch = "xtensa")]
+    return gunzip_asm(flash, st, input, sector, sink);
+    #[cfg(not(target_arch = "xtensa"))]
+    gunzip_rust(flash, st, input, sector, sink)
+}
+
+/// The Rust inflater over a `FlashSource`.
+#[cfg(not(target_arch = "xtensa"))]
+fn gunzip_rust<F: NorFlash>(flash: &mut F, st: &mut inflate::State, input: &mut [u8; SECTOR_LEN], sector: &mut [u8; SECTOR_LEN], sink: &mut Sink<'_>) -> Result<Output, Code> {
+    let job = sink.job;
     let cell = RefCell::new(flash);
     let mut src = FlashSource { flash: &cell, buf: input, pos: job.src, end: job.src + job.len };
     let mut err = None;
@@ -148,6 +164,71 @@ pub fn produce<F: NorFlash>(flash: &mut F, mem: &mut Mem, sink: &mut Sink<'_>) -
         Err(inflate::Error::Header) => Err(Code::GzipHeader),
         Err(inflate::Error::Data) => Err(Code::GzipData),
         Err(_) => Err(Code::GzipTrailer),
+    }
+}
+
+#[cfg(target_arch = "xtensa")]
+extern "C" {
+    /// `device/inflate.S`: `inflate::gunzip` over a `FlashSource` in lx106 assembly, the
+    /// same contract and error classes (tests/bench/tests/inflate_asm.rs compares the two
+    /// on QEMU), in fewer bytes. It reads flash with the ROM's SPIRead itself: on the
+    /// device `F` is the ROM flash. Returns 0 or the `inflate::Error` discriminant + 1; on
+    /// success it writes output length, CRC and input consumed to `ctx[0..3]`.
+    fn eboot_gunzip(
+        src: u32,
+        len: u32,
+        input: *mut u8,
+        st: *mut inflate::State,
+        sink: unsafe extern "C" fn(*mut u32, *const u8, u32) -> u32,
+        ctx: *mut u32,
+    ) -> u32;
+}
+
+/// The assembly uses the first 1536 bytes of `State` as its frame and tables and the
+/// 32 KiB after them as its window.
+#[cfg(target_arch = "xtensa")]
+const _: () = assert!(core::mem::size_of::<inflate::State>() >= 1536 + inflate::WINDOW);
+
+/// What the assembly inflater's sink callback works on. `repr(C)`: `res` first, where
+/// the inflater writes its results through the same pointer.
+#[cfg(target_arch = "xtensa")]
+#[repr(C)]
+struct GzCtx<'a, 'd, F> {
+    res: [u32; 3],
+    flash: &'a mut F,
+    sector: &'a mut [u8; SECTOR_LEN],
+    sink: &'a mut Sink<'d>,
+    i: u32,
+    err: Option<Code>,
+}
+
+/// The sink callback: one output chunk to `Sink::chunk`; nonzero to go on.
+#[cfg(target_arch = "xtensa")]
+unsafe extern "C" fn gz_chunk<F: NorFlash>(ctx: *mut u32, data: *const u8, len: u32) -> u32 {
+    // SAFETY: `ctx` is the `GzCtx` that `gunzip_asm` handed the inflater, not otherwise
+    // used while it runs; `data[..len]` is a chunk of its window (1..=4096 bytes).
+    let (g, data) = unsafe { (&mut *(ctx as *mut GzCtx<F>), core::slice::from_raw_parts(data, len as usize)) };
+    let r = g.sink.chunk(g.flash, g.sector, g.i, data);
+    g.i += 1;
+    g.err = r.err();
+    g.err.is_none() as u32
+}
+
+#[cfg(target_arch = "xtensa")]
+fn gunzip_asm<F: NorFlash>(flash: &mut F, st: &mut inflate::State, input: &mut [u8; SECTOR_LEN], sector: &mut [u8; SECTOR_LEN], sink: &mut Sink<'_>) -> Result<Output, Code> {
+    let job = sink.job;
+    let mut g = GzCtx { res: [0; 3], flash, sector, sink, i: 0, err: None };
+    // SAFETY: the inflater writes only `st` (its size checked above), `input` (4096
+    // bytes, word aligned as SPIRead needs: `Mem` is align(4)), `g.res` and below our
+    // stack pointer (the call0 ABI's free stack), reads flash [src, src + len) through
+    // the ROM, and calls `gz_chunk` with `g` on our stack.
+    let r = unsafe { eboot_gunzip(job.src, job.len, input.as_mut_ptr(), st, gz_chunk::<F>, &mut g as *mut GzCtx<F> as *mut u32) };
+    match r {
+        0 => Ok(Output { len: g.res[0], consumed: g.res[2] }),
+        1 => Err(Code::GzipHeader),
+        2 => Err(Code::GzipData),
+        5 => Err(g.err.unwrap_or(Code::ReadFail)),
+        _ => Err(Code::GzipTrailer),
     }
 }
 

@@ -357,10 +357,12 @@ pub fn build_variant(variant: Variant) -> Result<Built, String> {
     let asm = out.join(format!("{stem}.s"));
     compile_asm(&asm, variant)?;
 
-    // Our functions, the compiler's and entry.S's, are the targets `call0` may reach.
+    // Our functions, the compiler's and those of the hand-written assembly (entry.S, and
+    // inflate.S: the device's inflater), are the targets `call0` may reach.
     let entry_s = root.join("bootloader/src/device/entry.S");
+    let inflate_s = root.join("bootloader/src/device/inflate.S");
     let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
-    let (text, entry_text) = (read(&asm)?, read(&entry_s)?);
+    let (text, entry_text) = (read(&asm)?, read(&entry_s)? + &read(&inflate_s)?);
     // Shared stubs for ROM functions called from many places; `calls` then reaches them.
     let rom = rom::rom_functions(&read(&root.join("linker/rom.ld"))?)?;
     let (text, stubbed) = rom::stubs(&text, &rom).map_err(|e| format!("{}: {e}", asm.display()))?;
@@ -378,7 +380,9 @@ pub fn build_variant(variant: Variant) -> Result<Built, String> {
     let entry_o = out.join(format!("{stem}-entry.o"));
     run(Command::new(AS).args(AS_FLAGS).arg("-o").arg(&main_o).arg(&direct_s))?;
     run(Command::new(AS).args(AS_FLAGS).arg("-o").arg(&entry_o).arg(&entry_s))?;
-    let objs = [entry_o.as_path(), main_o.as_path()];
+    let inflate_o = out.join("inflate.o");
+    run(Command::new(AS).args(AS_FLAGS).arg("-o").arg(&inflate_o).arg(&inflate_s))?;
+    let objs = [entry_o.as_path(), main_o.as_path(), inflate_o.as_path()];
 
     let bin = out.join(format!("{stem}.bin"));
     // Never leave an older image behind to be flashed by mistake.

@@ -182,6 +182,16 @@ impl Fixtures {
         std::fs::read(&out).map_err(|e| format!("{}: {e}", out.display()))
     }
 
+    /// The assembly inflater's QEMU harness (inflate/: start.S, harness.c, link.ld) linked
+    /// with the device's `bootloader/src/device/inflate.S`, as an ELF path.
+    pub fn inflate_harness(&self) -> Result<PathBuf, String> {
+        let out = self.dir.join("inflate-harness.elf");
+        let dir = self.src.join("inflate");
+        let asm = workspace_root().join("bootloader/src/device/inflate.S");
+        self.gcc(&out, &[dir.join("start.S"), dir.join("harness.c"), asm, dir.join("link.ld")], &[])?;
+        Ok(out)
+    }
+
     /// miniboot's ELF bytes (a bootloader that only boots the app at 0x1000).
     pub fn miniboot(&self) -> Result<Vec<u8>, String> {
         std::fs::read(&self.miniboot_elf).map_err(|e| format!("{}: {e}", self.miniboot_elf.display()))
