@@ -563,11 +563,57 @@ pub fn size() -> Result<(), String> {
         .sum();
     let code: u32 = syms.iter().filter(|s| s.kind.eq_ignore_ascii_case(&'t')).map(|s| s.size).sum();
     println!("  {:>5}  lit   literal pools and alignment in IRAM", iram.saturating_sub(code));
+
+    // The budget by feature, so the next change can see what it costs.
+    let asm_syms: Vec<String> = symbols(&out_dir().join("inflate.o"))?.into_iter().map(|s| s.name).collect();
+    let mut budget: Vec<(&str, u32)> = FEATURES.iter().map(|(f, _)| (*f, 0)).collect();
+    for sym in syms.iter().filter(|s| s.kind.eq_ignore_ascii_case(&'t')) {
+        let f = if asm_syms.contains(&sym.name) { INFLATER } else { feature_of(&sym.name) };
+        if let Some(b) = budget.iter_mut().find(|(name, _)| *name == f) {
+            b.1 += sym.size;
+        }
+    }
+    budget.push(("literal pools and alignment (IRAM)", iram.saturating_sub(code)));
+    budget.push(("DRAM data", data - iram));
+    budget.push(("image headers, padding, checksum", image.len() as u32 - data));
+    println!();
+    println!("budget by feature (by symbol: code the compiler inlined counts where it was inlined):");
+    for (f, n) in &budget {
+        println!("  {n:>5}  {f}");
+    }
+    let total: u32 = budget.iter().map(|(_, n)| n).sum();
+    println!("  {total:>5}  total");
+    println!();
+    println!("headroom: {} bytes to the 4,000-byte budget, {} to the 4096-byte sector", 4000 - image.len() as i64, LIMIT as i64 - image.len() as i64);
     if built.fits() {
         Ok(())
     } else {
         Err(over_limit(image.len()))
     }
+}
+
+const INFLATER: &str = "gzip inflater (device/inflate.S)";
+
+/// Features of tier 1, each with the symbol-name fragments of its functions; the first
+/// feature whose fragment a symbol contains takes it.
+const FEATURES: &[(&str, &[&str])] = &[
+    (INFLATER, &[]),
+    ("copy engine: read/inflate loop, sector compare/erase/program/read-back, dry-run sink and image walker", &["copy::"]),
+    ("boot flow: command checks, dry-run setup, journal header and steps, report (inlined into the entry)", &["eboot_rs_main", "boot::", "report::"]),
+    ("app check and loader: segment table walk, region rules", &["loader::walk", "loader::app", "image::"]),
+    ("extension image check (chain-load)", &["loader::extension"]),
+    ("journal: search, load, steps, log", &["journal::"]),
+    ("CRC-32 routines", &["crc::"]),
+    ("flash wrappers, ROM call stubs, halt, jump", &["flash::", "eboot_rs_rom_", "device::", "jump_to_app"]),
+    ("other", &[""]),
+];
+
+fn feature_of(name: &str) -> &'static str {
+    FEATURES
+        .iter()
+        .find(|(_, frags)| frags.iter().any(|f| name.contains(f)))
+        .map(|(f, _)| *f)
+        .unwrap_or("other")
 }
 
 #[cfg(test)]
@@ -585,6 +631,15 @@ mod tests {
         assert_eq!(syms[0].kind, 't');
         assert_eq!(syms[0].name, "bootloader::copy::produce::<Flash as X>");
         assert_eq!((syms[1].size, syms[1].kind, syms[1].name.as_str()), (3, 'T', "jump_to_app"));
+    }
+
+    #[test]
+    fn features_take_every_symbol() {
+        assert_eq!(feature_of("<bootloader::copy::Sink>::chunk::<X>"), FEATURES[1].0);
+        assert_eq!(feature_of("eboot_rs_main"), FEATURES[2].0);
+        assert_eq!(feature_of("bootloader::loader::extension::<X>"), "extension image check (chain-load)");
+        assert_eq!(feature_of("bootloader::loader::walk::<X>"), FEATURES[3].0);
+        assert_eq!(feature_of("something_new"), "other");
     }
 
     #[test]
