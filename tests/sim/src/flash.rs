@@ -121,6 +121,12 @@ pub struct Flash {
     programmed: Vec<bool>,
     /// Kind of every mutation attempt, by index: true = sector erase, false = program.
     op_erase: Vec<bool>,
+    /// Reads made while powered (the read-cut index space), pending read cuts (sorted
+    /// descending, next one last) and how many fired. A cut at a read changes nothing in
+    /// flash; it stops the boot there, like a power failure while the CPU only reads.
+    reads: u64,
+    read_cuts: Vec<u64>,
+    fired_reads: usize,
 }
 
 impl Flash {
@@ -143,6 +149,9 @@ impl Flash {
             erased: vec![false; sectors],
             programmed: vec![false; sectors],
             op_erase: Vec::new(),
+            reads: 0,
+            read_cuts: Vec::new(),
+            fired_reads: 0,
         }
     }
 
@@ -159,6 +168,23 @@ impl Flash {
         self.stats = Stats::default();
         self.erased.iter_mut().for_each(|x| *x = false);
         self.programmed.iter_mut().for_each(|x| *x = false);
+        self.reads = 0;
+        self.read_cuts.clear();
+        self.fired_reads = 0;
+    }
+
+    /// Schedules power cuts at read indices (replacing any pending ones).
+    pub fn set_read_cuts(&mut self, cuts: &[u64]) {
+        self.read_cuts = cuts.to_vec();
+        self.read_cuts.sort_by_key(|&c| std::cmp::Reverse(c));
+    }
+    /// Reads so far (the index the next one gets).
+    pub fn reads(&self) -> u64 {
+        self.reads
+    }
+    /// Read cuts that fired.
+    pub fn fired_reads(&self) -> usize {
+        self.fired_reads
     }
 
     pub fn data(&self) -> &[u8] {
@@ -323,6 +349,18 @@ impl ReadNorFlash for Flash {
     const READ_SIZE: usize = 4;
 
     fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), FlashError> {
+        if self.powered {
+            let i = self.reads;
+            self.reads += 1;
+            while self.read_cuts.last().is_some_and(|&c| c < i) {
+                self.read_cuts.pop();
+            }
+            if self.read_cuts.last() == Some(&i) {
+                self.read_cuts.pop();
+                self.fired_reads += 1;
+                self.powered = false;
+            }
+        }
         let off = self.check(offset, bytes.len())?;
         bytes.copy_from_slice(&self.mem[off..off + bytes.len()]);
         self.stats.reads += 1;

@@ -5,7 +5,7 @@ use bootloader::command::{Command, ARG_EXT_ADDR, ARG_EXT_CRC, EXT_IMAGE, EXT_TRI
 use bootloader::image::APP_OFFSET;
 use bootloader::loader::{for_each_load, App};
 use bootloader::report::{Event, Report};
-use bootloader::{power_on, Boot, Mem};
+use bootloader::{Boot, Mem};
 
 use crate::flash::{Cut, Flash, Stats};
 use crate::gen::{self, roundup4k, AppSpec};
@@ -229,6 +229,8 @@ pub fn our_sector0() -> Vec<u8> {
 pub struct Plan {
     pub cuts: Vec<Cut>,
     pub boundary: Vec<u32>,
+    /// Power cuts at flash reads, by read index.
+    pub reads: Vec<u64>,
     pub seed: u64,
 }
 
@@ -236,6 +238,7 @@ impl Plan {
     pub fn spec(&self) -> String {
         let mut v: Vec<String> = self.cuts.iter().map(Cut::spec).collect();
         v.extend(self.boundary.iter().map(|b| format!("r{b}")));
+        v.extend(self.reads.iter().map(|r| format!("R{r}")));
         format!("{} --seed {}", if v.is_empty() { "-".into() } else { v.join(",") }, self.seed)
     }
 }
@@ -259,6 +262,9 @@ pub struct Outcome {
     pub events: Vec<u32>,
     /// Power-ons on which tier 1 chain-loaded the extension image.
     pub ext_boots: u32,
+    /// For each of them, the read indices from tier 1's start to the end of loading the
+    /// extension image: where a read cut falls while tier 1 checks or loads it.
+    pub handover_reads: Vec<(u64, u64)>,
     /// Boots after which the app soft-reset (boundary cut candidates).
     pub resets: Vec<u32>,
     /// Flash figures of the whole run.
@@ -298,7 +304,7 @@ impl Runner {
         if let Err(e) = r {
             o.failure = Some(e);
         }
-        o.fired += self.flash.fired().len();
+        o.fired += self.flash.fired().len() + self.flash.fired_reads();
         o.ops = self.flash.ops();
         o.stats = self.flash.stats();
         o.flash_errors = o.stats.caller_errors();
@@ -311,6 +317,7 @@ impl Runner {
         }
         self.flash.reset_to(&sc.base);
         self.flash.set_cuts(&plan.cuts);
+        self.flash.set_read_cuts(&plan.reads);
         let mut rng = Rng::new(plan.seed ^ 0x27C);
         // The Updater wrote the command, then ESP.restart(): a soft reset.
         let mut rtc = Rtc::cold(&mut rng);
@@ -322,11 +329,12 @@ impl Runner {
         for n in 0..max_boots {
             self.flash.power_on();
             let cold = rtc.is_cold();
-            // Tier 1, then the extension image if tier 1 chain-loads it: it must be the one
-            // staged, byte-exact, as the device would load it.
-            let mut chained = None;
-            let r = power_on(&mut self.flash, &mut rtc, &mut self.mem, &mut |e| chained = Some(*e));
-            if let Some(e) = chained {
+            // Tier 1, then — when it chain-loads the extension image — what the device does:
+            // load the image's segments (flash reads, which a cut may interrupt), and run
+            // the extension's flow. The image must be the one staged, byte-exact.
+            let r0 = self.flash.reads();
+            let mut r = bootloader::boot::<_, _, { bootloader::TIER1 }>(&mut self.flash, &mut rtc, &mut self.mem);
+            if let Boot::Extension(e) = r {
                 let f = self.flash.data();
                 let ok = match &sc.ext {
                     Some((at, img)) => e.offset as usize == *at && e.len as usize == img.len() && f[*at..*at + img.len()] == img[..],
@@ -335,7 +343,22 @@ impl Runner {
                 if !ok {
                     return Err(format!("boot {n}: tier 1 chain-loaded {e:x?}, not the staged extension image"));
                 }
+                // The segment table walk reads flash too; then each segment is read.
+                let mut segs = Vec::new();
+                let mut loaded = for_each_load(&mut self.flash, &e, |seg, off| {
+                    segs.push((seg.len as usize, off));
+                    true
+                })
+                .is_ok();
+                for (len, off) in segs {
+                    let mut ram = vec![0; len];
+                    loaded &= embedded_storage::nor_flash::ReadNorFlash::read(&mut self.flash, off, &mut ram).is_ok();
+                }
+                o.handover_reads.push((r0, self.flash.reads()));
                 o.ext_boots += 1;
+                if loaded && self.flash.powered() {
+                    r = bootloader::boot::<_, _, { bootloader::EXTENSION }>(&mut self.flash, &mut rtc, &mut self.mem);
+                }
             }
             o.boots += 1;
             if verbose {
@@ -486,14 +509,14 @@ impl Runner {
             (_, Trial::Rollback) => (Img::Old, Img::Old),
             _ => (Img::New, Img::Old),
         };
-        let cut = !self.flash.fired().is_empty() || o.fired > 0;
+        let cut = !self.flash.fired().is_empty() || self.flash.fired_reads() > 0 || o.fired > 0;
         if !cut && fin != expected {
             return Err(format!("no cut, yet ended at {fin:?}, expected {expected:?}"));
         }
         if sc.kind.trial == Trial::Rollback && fin.0 != Img::Old {
             return Err("an unconfirmed trial app stayed".into());
         }
-        if plan.cuts.is_empty() && plan.boundary.is_empty() {
+        if plan.cuts.is_empty() && plan.boundary.is_empty() && plan.reads.is_empty() {
             // The clean run also shows the report protocol.
             let want_first = match sc.kind.trial {
                 Trial::No => Event::Applied,

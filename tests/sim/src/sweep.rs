@@ -36,6 +36,11 @@ pub struct Counts {
     pub mixed: u64,
     /// Runs in which the bootloader made an unaligned, out-of-range or 0→1 flash access.
     pub flash_errors: u64,
+    /// Runs with a power cut at a flash read while tier 1 checked or loaded the extension
+    /// image (every such read of the clean run), in which the cut happened.
+    pub read_cuts: u64,
+    /// How many read cuts were planned (every one must fire).
+    pub read_cut_points: u64,
     /// Runs ending with the new image / with the old one (update lost or rolled back).
     pub ended_new: u64,
     pub ended_old: u64,
@@ -52,6 +57,7 @@ pub struct Counts {
 enum Class {
     Clean,
     Single,
+    Read,
     Double,
     Random,
 }
@@ -61,6 +67,7 @@ impl Counts {
         match class {
             Class::Clean => {}
             Class::Single => self.cuts += (o.fired > 0) as u64,
+            Class::Read => self.read_cuts += (o.fired > 0) as u64,
             Class::Double => self.double += (o.fired >= 2) as u64,
             Class::Random => {
                 self.random += 1;
@@ -89,6 +96,7 @@ impl Counts {
 
     fn add(&mut self, o: &Counts) {
         self.cuts += o.cuts;
+        self.read_cuts += o.read_cuts;
         self.double += o.double;
         self.random += o.random;
         self.random_multi += o.random_multi;
@@ -115,7 +123,7 @@ impl Counts {
     /// Figures that are not part of the SWEEP line.
     pub fn info(&self, sc: &Scenario) -> String {
         format!(
-            "INFO scenario={} layout={} staged={} clean_ops={} clean_erases={} clean_bytes={} clean_boots={} random_multi={} ended_new={} ended_old={} flash_errors={} secs={:.1}",
+            "INFO scenario={} layout={} staged={} clean_ops={} clean_erases={} clean_bytes={} clean_boots={} handover_read_cuts={} random_multi={} ended_new={} ended_old={} flash_errors={} secs={:.1}",
             sc.name,
             sc.layout.name,
             sc.staged.len(),
@@ -123,6 +131,7 @@ impl Counts {
             self.clean_erases,
             self.clean_bytes,
             self.clean_boots,
+            self.read_cuts,
             self.random_multi,
             self.ended_new,
             self.ended_old,
@@ -181,6 +190,9 @@ fn par(sc: &Scenario, threads: usize, n: usize, work: impl Fn(&mut Runner, usize
     total.into_inner().expect("no worker panicked")
 }
 
+/// Reads cut at the end of each tier-1 → extension handover (see `sweep`).
+pub const HANDOVER_READS: u64 = 48;
+
 pub fn sweep(sc: &Scenario, cfg: &Config) -> Counts {
     let t0 = Instant::now();
     let seed = cfg.seed ^ mix(sc.name.len() as u64 ^ (sc.layout.size as u64) ^ sc.kind.name().bytes().map(u64::from).sum::<u64>() << 20);
@@ -197,11 +209,14 @@ pub fn sweep(sc: &Scenario, cfg: &Config) -> Counts {
     counts.tally(sc, &clean, &o, Class::Clean);
     let singles = cut_points(&r, 0, o.ops, seed);
     let resets = o.resets.clone();
+    // The extension check and load are the last ~10 reads of each window (before them,
+    // tier 1's journal search reads a header per sector of the chip): cut at the last 48.
+    let handover: Vec<u64> = o.handover_reads.iter().flat_map(|&(a, b)| b.saturating_sub(HANDOVER_READS).max(a)..b).collect();
     drop(r);
 
     // Every single cut point, then every reset turned into a power cut.
-    let mut plans: Vec<Plan> = singles.iter().map(|c| Plan { cuts: vec![*c], boundary: vec![], seed: mix(seed ^ c.at) }).collect();
-    plans.extend(resets.iter().map(|b| Plan { cuts: vec![], boundary: vec![*b], seed: mix(seed ^ 0xB0 ^ *b as u64) }));
+    let mut plans: Vec<Plan> = singles.iter().map(|c| Plan { cuts: vec![*c], boundary: vec![], reads: vec![], seed: mix(seed ^ c.at) }).collect();
+    plans.extend(resets.iter().map(|b| Plan { cuts: vec![], boundary: vec![*b], reads: vec![], seed: mix(seed ^ 0xB0 ^ *b as u64) }));
     if cfg.single {
         let c = par(sc, cfg.threads, plans.len(), |r, i, c| {
             let o = r.run(sc, &plans[i], false);
@@ -210,18 +225,31 @@ pub fn sweep(sc: &Scenario, cfg: &Config) -> Counts {
         counts.add(&c);
     }
 
+    counts.read_cut_points = if cfg.single { handover.len() as u64 } else { 0 };
+    if cfg.single && !handover.is_empty() {
+        // A cut at each of the last reads tier 1 makes before the extension image runs (its
+        // check and its loading among them), on every power-on of the clean run that
+        // chain-loads it.
+        let c = par(sc, cfg.threads, handover.len(), |r, i, c| {
+            let p = Plan { reads: vec![handover[i]], seed: mix(seed ^ 0x5EAD ^ handover[i]), ..Plan::default() };
+            let o = r.run(sc, &p, false);
+            c.tally(sc, &p, &o, Class::Read);
+        });
+        counts.add(&c);
+    }
+
     if cfg.double {
         // For every first cut, every cut point of what follows it (recovery and the rest).
         let c = par(sc, cfg.threads, singles.len(), |r, i, c| {
             let c1 = singles[i];
-            let p1 = Plan { cuts: vec![c1], boundary: vec![], seed: mix(seed ^ c1.at) };
+            let p1 = Plan { cuts: vec![c1], boundary: vec![], reads: vec![], seed: mix(seed ^ c1.at) };
             let o1 = r.run(sc, &p1, false);
             if o1.fired == 0 {
                 return;
             }
             let seconds = cut_points(r, c1.at + 1, o1.ops, seed ^ 0xD0 ^ (i as u64) << 32);
             for c2 in seconds {
-                let p = Plan { cuts: vec![c1, c2], boundary: vec![], seed: p1.seed };
+                let p = Plan { cuts: vec![c1, c2], boundary: vec![], reads: vec![], seed: p1.seed };
                 let o = r.run(sc, &p, false);
                 c.tally(sc, &p, &o, Class::Double);
             }
@@ -262,5 +290,5 @@ pub fn random_plan(seed: u64, span: u64, trial: bool) -> Plan {
     if trial && rng.chance(1, 3) {
         boundary.push(rng.below(6) as u32);
     }
-    Plan { cuts, boundary, seed: rng.next_u64() }
+    Plan { cuts, boundary, reads: vec![], seed: rng.next_u64() }
 }

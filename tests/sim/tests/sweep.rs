@@ -32,6 +32,16 @@ fn every_single_cut_on_small_images_and_random_cuts() {
             assert!(c.cuts >= 2 * c.clean_ops + c.clean_erases, "{}: cuts {} for {} ops", sc.name, c.cuts, c.clean_ops);
             assert_eq!(c.random, 40);
             assert!(c.random_multi > 0, "random runs with two or more cuts that fired");
+            // Trial updates run in the extension image: a cut at each of the last reads tier 1
+            // makes before it runs, its check and loading among them, on every power-on that
+            // chain-loads it (the update's boot, each trial boot, the finish or rollback: at
+            // least two), every one fired.
+            if k.trial == Trial::No {
+                assert_eq!(c.read_cut_points, 0);
+            } else {
+                assert!(c.read_cut_points >= 20, "{}: {} handover read cut points", sc.name, c.read_cut_points);
+                assert_eq!(c.read_cuts, c.read_cut_points, "{}: every handover read cut fired", sc.name);
+            }
             // Cuts early in the update may lose it (old app), later ones must finish it;
             // both outcomes must occur, and a plain update without cuts ends new.
             if k.trial == Trial::Rollback {

@@ -180,6 +180,8 @@ fn replay(args: &[String]) -> ExitCode {
     for p in spec.split(',').filter(|p| *p != "-") {
         if let Some(b) = p.strip_prefix('r') {
             plan.boundary.push(b.parse().unwrap_or(0));
+        } else if let Some(r) = p.strip_prefix('R') {
+            plan.reads.push(r.parse().unwrap_or(0));
         } else if let Some(c) = Cut::parse(p) {
             plan.cuts.push(c);
         } else {
