@@ -161,6 +161,8 @@ pub fn copy<F: NorFlash>(flash: &mut F, mem: &mut Mem, job: Job) -> Result<u32, 
 /// Makes the sector at `addr` hold `data` then 0xFF, its first `hole` bytes erased, and
 /// reads it back. Leaves it alone when it already does.
 fn put_sector<F: NorFlash>(flash: &mut F, scratch: &mut [u8; SECTOR_LEN], addr: u32, data: &[u8], hole: usize) -> Result<(), Code> {
+    // `data` is at most a sector (a raw sector or one `inflate::CHUNK`).
+    let n = data.len();
     let mut written = false;
     loop {
         flash::read(flash, addr, scratch)?;
@@ -176,10 +178,11 @@ fn put_sector<F: NorFlash>(flash: &mut F, scratch: &mut [u8; SECTOR_LEN], addr: 
         // word-aligned program of whole words, a partial last word padded with 0xFF,
         // instead of a body write plus a tail bounce buffer.
         // (The hole's bytes are built too but not programmed.)
-        for (k, d) in scratch.iter_mut().enumerate() {
-            *d = data.get(k).copied().unwrap_or(0xFF);
+        scratch.fill(0xFF);
+        if let Some(d) = scratch.get_mut(..n) {
+            d.copy_from_slice(data);
         }
-        if let Some(w) = scratch.get(hole..(data.len() + 3) & !3) {
+        if let Some(w) = scratch.get(hole..(n + 3) & !3) {
             if !w.is_empty() {
                 flash::write(flash, addr + hole as u32, w)?;
             }
