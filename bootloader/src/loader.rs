@@ -103,8 +103,9 @@ impl Walker {
             if self.left == 0 && o >= 8 {
                 // Padding, then the checksum byte: the XOR of everything, checksum
                 // included, is the seed (with or without the CRC words).
-                let s = self.sum ^ w;
-                if (fold(s) ^ CHECKSUM_SEED as u32) & 0xFF == 0 || (fold(s ^ self.crc_words) ^ CHECKSUM_SEED as u32) & 0xFF == 0 {
+                // `fold` is linear: the test with the CRC words is `a == fold(crc_words)`.
+                let a = (fold(self.sum ^ w) ^ CHECKSUM_SEED as u32) & 0xFF;
+                if a == 0 || a == fold(self.crc_words) & 0xFF {
                     self.len = o + 4;
                 }
                 self.next = DONE;
@@ -116,9 +117,10 @@ impl Walker {
         let (addr, len) = (self.first, w);
         if o == 4 {
             // The image header: entry where a segment header has its length.
-            self.left = (addr >> 8) & 0xFF;
+            let left = (addr >> 8) & 0xFF;
+            self.left = left;
             self.entry = len;
-            self.next = if addr & 0xFF != MAGIC as u32 || self.left == 0 || self.left > MAX_SEGMENTS as u32 { DONE } else { 8 };
+            self.next = if addr & 0xFF == MAGIC as u32 && left.wrapping_sub(1) < MAX_SEGMENTS as u32 { 8 } else { DONE };
             return;
         }
         let r = segment_region(addr, len, IRAM_END);
@@ -126,8 +128,8 @@ impl Walker {
             self.next = DONE;
             return;
         }
-        if o == 12 {
-            self.arduino = r == Region::Flash && len >= 8;
+        if o == 12 && r == Region::Flash && len >= 8 {
+            self.arduino = true;
         }
         self.left -= 1;
         self.next = o + 4 + len;
