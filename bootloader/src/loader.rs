@@ -224,11 +224,13 @@ pub fn extension<F: NorFlash>(flash: &mut F, buf: &mut [u8; SECTOR as usize], ad
     if addr < 2 * SECTOR || addr % SECTOR != 0 {
         return Err(Code::ExtImage);
     }
-    let ext = app(flash, addr).map_err(|_| Code::ExtImage)?;
-    match crc_flash(flash, buf, addr, addr + ext.len) {
-        Ok(c) if c == crc => Ok(ext),
-        _ => Err(Code::ExtImage),
+    // `app`'s result is returned as it is (no copy of the `App` through memory).
+    let r = app(flash, addr);
+    let Ok(ext) = &r else { return Err(Code::ExtImage) };
+    if crc_flash(flash, buf, addr, addr + ext.len) != Ok(crc) {
+        return Err(Code::ExtImage);
     }
+    r
 }
 
 /// Calls `f(segment, flash offset of its data)` for every segment the bootloader must
