@@ -212,7 +212,9 @@ pub fn walk<F: ReadNorFlash>(
 /// The app at `offset` (flash's own first 16 bytes), if its header and segment table are
 /// sound.
 pub fn app<F: ReadNorFlash>(flash: &mut F, offset: u32) -> Result<App, Code> {
-    let h = head(flash, offset)?;
+    // Read in place (`head` returns the words by value: a copy through memory).
+    let mut h = [0; 4];
+    flash::read_words(flash, offset, &mut h)?;
     walk(flash, offset, &h, &mut |_, _| true)
 }
 
