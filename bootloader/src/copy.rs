@@ -66,7 +66,9 @@ impl Sink<'_> {
         let Some(d) = self.dry.as_deref_mut() else {
             return put_sector(f, scratch, addr, data, if addr == job.hole { 16 } else { 0 });
         };
-        if data.len() as u32 > d.limit.saturating_sub(addr) {
+        // No overflow: chunks are at most a sector, and `addr` stops growing at the first
+        // chunk past `limit` (< 4 GiB - 4 KiB).
+        if addr + data.len() as u32 > d.limit {
             return Err(Code::TooBig);
         }
         if job.hole != 0 {
