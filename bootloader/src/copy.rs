@@ -40,12 +40,11 @@ pub struct Job {
 pub struct Dry {
     pub limit: u32,
     pub walk: Walker,
-    pub head: [u32; 4],
 }
 
 impl Dry {
     pub fn new(limit: u32) -> Dry {
-        Dry { limit, walk: Walker::new(), head: [!0; 4] }
+        Dry { limit, walk: Walker::new() }
     }
 }
 
@@ -71,12 +70,9 @@ impl Sink<'_> {
         if addr + data.len() as u32 > d.limit {
             return Err(Code::TooBig);
         }
+        // The walker starts at the hole (a sketch's chunk `first`, 0x1000) and keeps the
+        // app header.
         if job.hole != 0 {
-            if addr == job.hole {
-                if let (Some(h), Some(dd)) = (flash::as_bytes(&mut d.head).first_chunk_mut::<16>(), data.first_chunk::<16>()) {
-                    *h = *dd;
-                }
-            }
             d.walk.feed(data);
         }
         Ok(())

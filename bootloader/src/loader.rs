@@ -64,6 +64,9 @@ pub struct Walker {
     /// The image length once the checksum matched, else 0.
     len: u32,
     pub entry: u32,
+    /// The image's first 16 bytes as words (all seen when `valid`): the app header the update
+    /// programs last.
+    pub head: [u32; 4],
 }
 
 /// `next` of a walker that has finished: far beyond any flash offset, so every later word
@@ -78,7 +81,7 @@ fn fold(x: u32) -> u32 {
 
 impl Walker {
     pub const fn new() -> Walker {
-        Walker { off: 0, next: 0, left: 0, first: 0, sum: 0, crc_words: 0, arduino: false, len: 0, entry: 0 }
+        Walker { off: 0, next: 0, left: 0, first: 0, sum: 0, crc_words: 0, arduino: false, len: 0, entry: 0, head: [0; 4] }
     }
 
     pub fn feed(&mut self, data: &[u8]) {
@@ -91,6 +94,9 @@ impl Walker {
     fn word(&mut self, w: u32) {
         let o = self.off;
         self.off = o.wrapping_add(4);
+        if o < 16 {
+            self.head[(o / 4) as usize & 3] = w;
+        }
         let i = o.wrapping_sub(self.next);
         if i >= 8 {
             self.sum ^= w;
