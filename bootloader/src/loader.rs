@@ -456,6 +456,7 @@ mod tests {
             assert_eq!(w.valid(), b.valid(), "{v:02x?}");
             if b.valid().is_some() {
                 assert_eq!(w.entry, b.entry);
+                assert_eq!(w.head.iter().flat_map(|h| h.to_le_bytes()).collect::<std::vec::Vec<u8>>(), v[..16]);
                 valid += 1;
                 arduino += (v[16..24].iter().fold(0, |s, b| s ^ b) != 0 && !b.plain) as u32;
             }
