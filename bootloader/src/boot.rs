@@ -110,14 +110,21 @@ fn run<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: Option<C
             let Some(cmd) = cmd else { return Ok(app) };
             // Tier 1 carries out only the stock contract; anything more is the named
             // extension image's to do, once that image checks out.
-            let r = if EXT || cmd.ext == 0 { start::<F, EXT>(flash, mem, &cmd, &app).map_err(Err) } else { Err(extension(flash, mem, &cmd)) };
+            // (The extension image's `Result` is returned as it is: no copy of the `App`.)
+            let r = if EXT || cmd.ext == 0 {
+                start::<F, EXT>(flash, mem, &cmd, &app)
+            } else {
+                match extension(flash, mem, &cmd) {
+                    Err(c) => Err(c),
+                    ext => return ext,
+                }
+            };
             match r {
                 Ok(j) => {
                     rep.event = Event::Applied as u32;
                     j
                 }
-                Err(Ok(ext)) => return Ok(ext),
-                Err(Err(c)) => {
+                Err(c) => {
                     rep.event = Event::Rejected as u32;
                     rep.code = c as u32;
                     return Ok(app);
