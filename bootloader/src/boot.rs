@@ -105,14 +105,16 @@ pub fn power_on<F: NorFlash, P: Platform>(flash: &mut F, p: &mut P, mem: &mut Me
 }
 
 fn run<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: Option<Command>, rep: &mut Report) -> Result<App, Code> {
-    let journal = match loader::app(flash, APP_OFFSET) {
+    // The app's `Result` is returned as it is (no copy of the `App` out of it and back).
+    let booted = loader::app(flash, APP_OFFSET);
+    let journal = match &booted {
         Ok(app) => {
-            let Some(cmd) = cmd else { return Ok(app) };
+            let Some(cmd) = cmd else { return booted };
             // Tier 1 carries out only the stock contract; anything more is the named
             // extension image's to do, once that image checks out.
             // (The extension image's `Result` is returned as it is: no copy of the `App`.)
             let r = if EXT || cmd.ext == 0 {
-                start::<F, EXT>(flash, mem, &cmd, &app)
+                start::<F, EXT>(flash, mem, &cmd, app)
             } else {
                 match extension(flash, mem, &cmd) {
                     Err(c) => Err(c),
@@ -127,7 +129,7 @@ fn run<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: Option<C
                 Err(c) => {
                     rep.event = Event::Rejected as u32;
                     rep.code = c as u32;
-                    return Ok(app);
+                    return booted;
                 }
             }
         }
