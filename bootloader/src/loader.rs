@@ -184,20 +184,16 @@ pub fn walk<F: ReadNorFlash>(
     // The app at 0x1000 loads below the extension's IRAM; anything else the bootloader
     // loads is the extension image, which may use IRAM up to tier 1's window.
     let iram_end = if offset == APP_OFFSET { IRAM_END } else { EXT_IRAM_END };
-    let w = *head;
-    if w[0] & 0xFF != MAGIC as u32 {
-        return Err(Code::NoApp);
-    }
-    let n = (w[0] >> 8) & 0xFF;
-    if n == 0 || n > MAX_SEGMENTS as u32 {
+    let h0 = head[0];
+    let mut n = (h0 >> 8) & 0xFF;
+    if h0 & 0xFF != MAGIC as u32 || n.wrapping_sub(1) >= MAX_SEGMENTS as u32 {
         return Err(Code::NoApp);
     }
     let mut pos = offset + 8;
-    let mut hb = [w[2], w[3]];
-    for i in 0..n {
-        if i != 0 {
-            flash::read_words(flash, pos, &mut hb)?;
-        }
+    // The first segment header is in `head` (a trial's comes from the journal); the
+    // others are read from flash.
+    let mut hb = [head[2], head[3]];
+    loop {
         let s = Segment { addr: hb[0], len: hb[1] };
         let r = segment_region(s.addr, s.len, iram_end);
         if r == Region::Invalid {
@@ -208,11 +204,13 @@ pub fn walk<F: ReadNorFlash>(
             return Err(Code::ReadFail);
         }
         pos += s.len;
+        n -= 1;
+        if n == 0 {
+            break;
+        }
+        flash::read_words(flash, pos, &mut hb)?;
     }
-    if pos > flash.capacity() as u32 {
-        return Err(Code::NoApp);
-    }
-    Ok(App { offset, head: *head, entry: w[1], len: padded_len(pos - offset) })
+    Ok(App { offset, head: *head, entry: head[1], len: padded_len(pos - offset) })
 }
 
 /// The app at `offset` (flash's own first 16 bytes), if its header and segment table are
