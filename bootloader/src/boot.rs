@@ -105,22 +105,31 @@ pub fn power_on<F: NorFlash, P: Platform>(flash: &mut F, p: &mut P, mem: &mut Me
 }
 
 fn run<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: Option<Command>, rep: &mut Report) -> Result<App, Code> {
-    let journal = match loader::app(flash, APP_OFFSET) {
+    // The app's `Result` is returned as it is (no copy of the `App` out of it and back).
+    let booted = loader::app(flash, APP_OFFSET);
+    let journal = match &booted {
         Ok(app) => {
-            let Some(cmd) = cmd else { return Ok(app) };
+            let Some(cmd) = cmd else { return booted };
             // Tier 1 carries out only the stock contract; anything more is the named
             // extension image's to do, once that image checks out.
-            let r = if EXT || cmd.ext == 0 { start::<F, EXT>(flash, mem, &cmd, &app).map_err(Err) } else { Err(extension(flash, mem, &cmd)) };
+            // (The extension image's `Result` is returned as it is: no copy of the `App`.)
+            let r = if EXT || cmd.ext == 0 {
+                start::<F, EXT>(flash, mem, &cmd, app)
+            } else {
+                match extension(flash, mem, &cmd) {
+                    Err(c) => Err(c),
+                    ext => return ext,
+                }
+            };
             match r {
                 Ok(j) => {
                     rep.event = Event::Applied as u32;
                     j
                 }
-                Err(Ok(ext)) => return Ok(ext),
-                Err(Err(c)) => {
+                Err(c) => {
                     rep.event = Event::Rejected as u32;
                     rep.code = c as u32;
-                    return Ok(app);
+                    return booted;
                 }
             }
         }
@@ -227,7 +236,7 @@ fn start<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: &Comma
     };
     let flags = (gzip as u32 * F_GZIP) | (fs as u32 * F_FS) | (trial as u32 * F_TRIAL) | (boots << 24);
     let seq = jn::search(flash).1.wrapping_add(1);
-    let (h, o) = (dry.head, app.head);
+    let (h, o) = (dry.walk.head, app.head);
     let w = [0, seq, src, len, dst, out.len, crc, flags, low, backup_len, h[0], h[1], h[2], h[3], o[0], o[1], o[2], o[3], ext_addr, ext_crc, 0];
     let mut j = Journal { addr: area, w };
     flash::erase(flash, area)?;

@@ -43,12 +43,11 @@ pub struct Job {
 pub struct Dry {
     pub limit: u32,
     pub walk: Walker,
-    pub head: [u32; 4],
 }
 
 impl Dry {
     pub fn new(limit: u32) -> Dry {
-        Dry { limit, walk: Walker::new(), head: [!0; 4] }
+        Dry { limit, walk: Walker::new() }
     }
 }
 
@@ -69,15 +68,14 @@ impl Sink<'_> {
         let Some(d) = self.dry.as_deref_mut() else {
             return put_sector(f, scratch, addr, data, if addr == job.hole { 16 } else { 0 });
         };
-        if data.len() as u32 > d.limit.saturating_sub(addr) {
+        // No overflow: chunks are at most a sector, and `addr` stops growing at the first
+        // chunk past `limit` (< 4 GiB - 4 KiB).
+        if addr + data.len() as u32 > d.limit {
             return Err(Code::TooBig);
         }
+        // The walker starts at the hole (a sketch's chunk `first`, 0x1000) and keeps the
+        // app header.
         if job.hole != 0 {
-            if addr == job.hole {
-                if let (Some(h), Some(dd)) = (flash::as_bytes(&mut d.head).first_chunk_mut::<16>(), data.first_chunk::<16>()) {
-                    *h = *dd;
-                }
-            }
             d.walk.feed(data);
         }
         Ok(())
@@ -242,6 +240,8 @@ pub fn copy<F: NorFlash>(flash: &mut F, mem: &mut Mem, job: Job) -> Result<u32, 
 /// Makes the sector at `addr` hold `data` then 0xFF, its first `hole` bytes erased, and
 /// reads it back. Leaves it alone when it already does.
 fn put_sector<F: NorFlash>(flash: &mut F, scratch: &mut [u8; SECTOR_LEN], addr: u32, data: &[u8], hole: usize) -> Result<(), Code> {
+    // `data` is at most a sector (a raw sector or one `inflate::CHUNK`).
+    let n = data.len();
     let mut written = false;
     loop {
         flash::read(flash, addr, scratch)?;
@@ -257,10 +257,11 @@ fn put_sector<F: NorFlash>(flash: &mut F, scratch: &mut [u8; SECTOR_LEN], addr: 
         // word-aligned program of whole words, a partial last word padded with 0xFF,
         // instead of a body write plus a tail bounce buffer.
         // (The hole's bytes are built too but not programmed.)
-        for (k, d) in scratch.iter_mut().enumerate() {
-            *d = data.get(k).copied().unwrap_or(0xFF);
+        scratch.fill(0xFF);
+        if let Some(d) = scratch.get_mut(..n) {
+            d.copy_from_slice(data);
         }
-        if let Some(w) = scratch.get(hole..(data.len() + 3) & !3) {
+        if let Some(w) = scratch.get(hole..(n + 3) & !3) {
             if !w.is_empty() {
                 flash::write(flash, addr + hole as u32, w)?;
             }
