@@ -598,7 +598,7 @@ const INFLATER: &str = "gzip inflater (device/inflate.S)";
 /// feature whose fragment a symbol contains takes it.
 const FEATURES: &[(&str, &[&str])] = &[
     (INFLATER, &[]),
-    ("copy engine: read/inflate loop, sector compare/erase/program/read-back, dry-run sink and image walker", &["copy::"]),
+    ("copy engine: read/inflate loop, sector compare/erase/program/read-back, dry-run sink and image walker", &["copy::", "loader::Walker"]),
     ("boot flow: command checks, dry-run setup, journal header and steps, report (inlined into the entry)", &["eboot_rs_main", "boot::", "report::"]),
     ("app check and loader: segment table walk, region rules", &["loader::walk", "loader::app", "image::"]),
     ("extension image check (chain-load)", &["loader::extension"]),
