@@ -227,7 +227,7 @@ pub fn app<F: ReadNorFlash>(flash: &mut F, offset: u32) -> Result<App, Code> {
 /// table (IRAM in the extension's window), and CRC-32 `crc` over the image's bytes.
 /// `buf` is scratch for the CRC.
 pub fn extension<F: NorFlash>(flash: &mut F, buf: &mut [u8; SECTOR as usize], addr: u32, crc: u32) -> Result<App, Code> {
-    if addr < 2 * SECTOR || addr % SECTOR != 0 {
+    if addr < 2 * SECTOR || !addr.is_multiple_of(SECTOR) {
         return Err(Code::ExtImage);
     }
     // `app`'s result is returned as it is (no copy of the `App` through memory).

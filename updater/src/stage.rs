@@ -30,7 +30,7 @@ pub fn stage_extension<F: NorFlash>(flash: &mut F, mut cmd: Command) -> Result<C
     let len = EXTENSION.len() as u32;
     let at = cmd.src().checked_sub(SECTOR + len.next_multiple_of(SECTOR)).ok_or(UpdaterError::ExtensionSpace)?;
     let app = loader::app(flash, APP_OFFSET).map_err(|_| UpdaterError::UpdateInProgress)?;
-    if at < (APP_OFFSET + app.len).next_multiple_of(SECTOR) || cmd.src() % SECTOR != 0 {
+    if at < (APP_OFFSET + app.len).next_multiple_of(SECTOR) || !cmd.src().is_multiple_of(SECTOR) {
         return Err(UpdaterError::ExtensionSpace);
     }
     let mut s = at;
