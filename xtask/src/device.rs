@@ -25,7 +25,7 @@ use crate::util::{root, run};
 /// The bootloader must fit in flash sector 0: every Arduino app starts at 0x1000.
 pub const LIMIT: usize = 4096;
 /// elf2bin.py refuses a bootloader image that leaves fewer than 8 bytes in the sector.
-const ELF2BIN_LIMIT: usize = LIMIT - 8;
+const ELF2BIN_LIMIT: usize = (LIMIT - 8) / 16 * 16;
 
 /// Debian packages the device build and the bench need, with a file each that shows it
 /// is installed (cheaper and clearer than asking dpkg, and also true for a hand install).

@@ -80,7 +80,7 @@ impl Board {
     }
 
     /// The Arduino flash image of `app` with this board's sector 0. At flash 0 with an
-    /// image elf2bin accepts (≤ 4088 bytes), exactly what `otatool image` makes.
+    /// image elf2bin accepts (image + 8 ≤ 4096: at most 4,080 bytes, images being 16-byte blocks), exactly what `otatool image` makes.
     pub fn app_image(&self, fx: &Fixtures, app: &AppSpec) -> Result<Vec<u8>, String> {
         if !self.oversize() && self.bootloader.len() + 8 <= SLOT_LIMIT {
             return fx.image(&self.bootloader, app);
@@ -137,7 +137,7 @@ pub fn check_boot_area(flash: &[u8], sector0: &[u8], boot_offset: u32, bootloade
 }
 
 /// Sector 0 for a bootloader that fits: elf2bin's slot (image, 0xAA fill, the board's
-/// flash mode/size bytes); elf2bin refuses images over 4088 bytes, which still fit the
+/// flash mode/size bytes); elf2bin refuses images over 4,080 bytes, which still fit the
 /// chip, so those are padded here the same way.
 fn in_place_slot(bl: &[u8]) -> Result<Vec<u8>, String> {
     if let Ok(s) = tools::image::bootloader_slot(bl, &flash_params()) {
