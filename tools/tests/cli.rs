@@ -2,15 +2,14 @@
 //! The peers must be installed (`cargo xtask setup`: pip `esptool`, Debian `openssl`, `gzip`);
 //! a missing peer fails the test rather than skipping it.
 
+mod common;
+use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 const OTATOOL: &str = env!("CARGO_BIN_EXE_otatool");
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
 
 fn tmpdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
@@ -27,16 +26,6 @@ fn ota(args: &[&str]) -> Output {
     run(OTATOOL, args)
 }
 
-fn ok(o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "failed: {}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 /// The command failed with exit code 1 and one `otatool: error:` line naming `want`.
 fn fails_with(o: Output, want: &str) {
@@ -59,9 +48,6 @@ fn only_files(dir: &Path, keep: &[&str]) {
     assert_eq!(names, want);
 }
 
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
 
 const PARAMS: [(&str, &str, &str); 3] = [
     ("dio", "40", "4M"),

@@ -2,26 +2,15 @@
 //! outputs elf2bin.py and signing.py wrote (committed in tests/fixtures/), and the
 //! platform.local.txt lines tools/README.md tells users to install, run as the IDE runs them.
 
+mod common;
+use common::*;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-const OTATOOL: &str = env!("CARGO_BIN_EXE_otatool");
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
 
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
 
-fn ota(args: &[&str]) -> Output {
-    Command::new(OTATOOL)
-        .args(args)
-        .output()
-        .expect("run otatool")
-}
 
 fn ok(o: &Output) {
     assert!(

@@ -1,24 +1,16 @@
 //! `layout --image` and `info --layout` are one computation: staged by the size as sent,
 //! checked as a sketch by the inflated size, exit code 3 when it does not fit.
 
+mod common;
+use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use tools::image::{build_image, FlashParams};
 
-const OTATOOL: &str = env!("CARGO_BIN_EXE_otatool");
 const EXIT_DOES_NOT_FIT: i32 = 3;
 
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
 
-fn ota(args: &[&str]) -> Output {
-    Command::new(OTATOOL)
-        .args(args)
-        .output()
-        .expect("run otatool")
-}
 
 fn json(o: &Output) -> Value {
     serde_json::from_slice(&o.stdout)

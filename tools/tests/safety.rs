@@ -3,26 +3,15 @@
 //! bootloader or the Updater would refuse. Every refusal must leave the user's files as
 //! they were.
 
+mod common;
+use common::*;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const OTATOOL: &str = env!("CARGO_BIN_EXE_otatool");
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
 
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
 
-fn ota(args: &[&str]) -> Output {
-    Command::new(OTATOOL)
-        .args(args)
-        .output()
-        .expect("run otatool")
-}
 
 /// Runs otatool under a given umask (through sh, so the test process keeps its own).
 fn ota_umask(umask: &str, args: &[&str]) -> Output {
@@ -35,16 +24,6 @@ fn ota_umask(umask: &str, args: &[&str]) -> Output {
         .expect("run sh")
 }
 
-fn ok(o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "failed: {}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 /// Exit code `code`, one `otatool: error:` line mentioning `want`, and no temporary name.
 fn fails(o: Output, code: i32, want: &str) -> String {
