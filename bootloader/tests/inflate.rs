@@ -226,42 +226,6 @@ fn bad_headers() {
 
 // ---------------------------------------------------------------- hand-built deflate
 
-/// A Huffman code: (code, length in bits).
-type Code = (u32, u32);
-
-/// Deflate bit writer: values LSB first, Huffman codes MSB first.
-#[derive(Default)]
-struct Bits {
-    out: Vec<u8>,
-    acc: u64,
-    n: u32,
-}
-
-impl Bits {
-    fn put(&mut self, v: u32, n: u32) -> &mut Self {
-        self.acc |= (v as u64) << self.n;
-        self.n += n;
-        while self.n >= 8 {
-            self.out.push(self.acc as u8);
-            self.acc >>= 8;
-            self.n -= 8;
-        }
-        self
-    }
-    fn code(&mut self, (code, len): Code) -> &mut Self {
-        self.put(code.reverse_bits() >> (32 - len), len)
-    }
-    fn align(&mut self) -> &mut Self {
-        if self.n > 0 {
-            self.put(0, 8 - self.n);
-        }
-        self
-    }
-    fn done(&mut self) -> Vec<u8> {
-        self.align();
-        std::mem::take(&mut self.out)
-    }
-}
 
 /// Canonical codes for `lengths` (RFC 1951 3.2.2), as (code, length).
 fn canonical(lengths: &[u8]) -> Vec<Code> {

@@ -6,21 +6,11 @@ mod common;
 use common::*;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 
 
 
-
-fn ok(o: &Output) {
-    assert!(
-        o.status.success(),
-        "failed: {}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
 
 fn read(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
@@ -47,7 +37,7 @@ fn elf2bin_is_byte_identical_with_long_and_short_options() {
     ] {
         let want = read(&f.join(format!("expected-{m}-{fr}-{s}.bin")));
         let out = d.path().join(format!("{m}.bin"));
-        ok(&ota(&[
+        ok(ota(&[
             "elf2bin",
             "--eboot",
             p(&boot),
@@ -69,7 +59,7 @@ fn elf2bin_is_byte_identical_with_long_and_short_options() {
             "elf2bin {m} {fr} {s} (long options) differs from elf2bin.py"
         );
         std::fs::remove_file(&out).unwrap();
-        ok(&ota(&[
+        ok(ota(&[
             "elf2bin",
             "-e",
             p(&boot),
@@ -109,7 +99,7 @@ fn elf2bin_is_byte_identical_with_long_and_short_options() {
     let ard = d.path().join("ard.bin");
     let mut args = base.to_vec();
     args.extend(["-o", p(&ard), "-g", "Arduino"]);
-    ok(&ota(&args));
+    ok(ota(&args));
     assert!(read(&ard) == want);
     let gz = read(&d.path().join("ard.bin.gz"));
     let back = tools::gzip::inspect(&gz).unwrap();
@@ -117,7 +107,7 @@ fn elf2bin_is_byte_identical_with_long_and_short_options() {
     let pio = d.path().join("pio.bin");
     let mut args = base.to_vec();
     args.extend(["-o", p(&pio), "-g", "PIO"]);
-    ok(&ota(&args));
+    ok(ota(&args));
     assert!(read(&d.path().join("pio.bin.orig")) == want);
     assert_eq!(tools::gzip::inspect(&read(&pio)).unwrap().data, want);
     // elf2bin.py's choices only: esptool spellings are refused as usage errors.
@@ -144,7 +134,7 @@ fn signing_header_mode_matches_signing_py_with_and_without_a_key() {
         "--out",
         p(&h),
     ]);
-    ok(&o);
+    ok(o.clone());
     assert_eq!(read(&h), read(&s.join("expected-Updater_Signing.h")));
     assert_eq!(
         String::from_utf8_lossy(&o.stderr),
@@ -153,7 +143,7 @@ fn signing_header_mode_matches_signing_py_with_and_without_a_key() {
     // Run again with the same key: the file is left alone (same inode, so the core is
     // not rebuilt), as signing.py leaves it.
     let ino = std::fs::metadata(&h).unwrap().ino();
-    ok(&ota(&[
+    ok(ota(&[
         "signing",
         "-m",
         "header",
@@ -173,7 +163,7 @@ fn signing_header_mode_matches_signing_py_with_and_without_a_key() {
         "--out",
         p(&h),
     ]);
-    ok(&o);
+    ok(o.clone());
     assert!(o.stderr.is_empty());
     assert_eq!(read(&h), read(&s.join("expected-Updater_Signing-nokey.h")));
     assert_ne!(std::fs::metadata(&h).unwrap().ino(), ino);
@@ -224,7 +214,7 @@ fn signing_sign_mode_matches_signing_py_and_skips_without_a_key() {
         "--legacy",
         p(&legacy),
     ]);
-    ok(&o);
+    ok(o.clone());
     assert!(
         read(&signed) == read(&s.join("expected-dio-40-4M.bin.signed")),
         "signed file differs from signing.py's"
@@ -235,7 +225,7 @@ fn signing_sign_mode_matches_signing_py_and_skips_without_a_key() {
     );
     std::fs::remove_file(&legacy).unwrap();
     // Short options, no --legacy.
-    ok(&ota(&[
+    ok(ota(&[
         "signing",
         "-m",
         "sign",
@@ -262,7 +252,7 @@ fn signing_sign_mode_matches_signing_py_and_skips_without_a_key() {
         "--legacy",
         p(&legacy),
     ]);
-    ok(&o);
+    ok(o.clone());
     assert!(o.stderr.is_empty() && o.stdout.is_empty());
     assert!(names(d.path()).is_empty());
     // signing.py's argument rules: a mode is required and must be header or sign.
@@ -363,7 +353,7 @@ fn the_platform_local_txt_lines_of_the_readme_build_a_signed_sketch() {
             let words = split_recipe(&line);
             assert_eq!(words[0], OTATOOL);
             let o = Command::new(&words[0]).args(&words[1..]).output().unwrap();
-            ok(&o);
+            ok(o.clone());
         }
     };
     // A sketch without keys: signing off, unsigned image only.

@@ -152,3 +152,40 @@ pub fn system_gzip(args: &[&str], stdin: &[u8]) -> Vec<u8> {
     out.stdout
 }
 
+
+/// A Huffman code: (code, length in bits).
+pub type Code = (u32, u32);
+
+/// Deflate bit writer for hand-built streams: values LSB first, Huffman codes MSB first.
+#[derive(Default)]
+pub struct Bits {
+    out: Vec<u8>,
+    acc: u64,
+    n: u32,
+}
+
+impl Bits {
+    pub fn put(&mut self, v: u32, n: u32) -> &mut Self {
+        self.acc |= (v as u64) << self.n;
+        self.n += n;
+        while self.n >= 8 {
+            self.out.push(self.acc as u8);
+            self.acc >>= 8;
+            self.n -= 8;
+        }
+        self
+    }
+    pub fn code(&mut self, (code, len): Code) -> &mut Self {
+        self.put(code.reverse_bits() >> (32 - len), len)
+    }
+    pub fn align(&mut self) -> &mut Self {
+        if self.n > 0 {
+            self.put(0, 8 - self.n);
+        }
+        self
+    }
+    pub fn done(&mut self) -> Vec<u8> {
+        self.align();
+        std::mem::take(&mut self.out)
+    }
+}

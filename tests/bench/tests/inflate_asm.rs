@@ -105,38 +105,11 @@ fn gz_with(b: GzBuilder, data: &[u8], level: u32) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-/// Deflate bits: values LSB first, Huffman codes MSB first.
-#[derive(Default)]
-struct Bits {
-    out: Vec<u8>,
-    acc: u64,
-    n: u32,
-}
-
+/// The shared bit writer (streams::Bits), plus what only these streams need.
 impl Bits {
-    fn put(&mut self, v: u32, n: u32) -> &mut Self {
-        self.acc |= (v as u64) << self.n;
-        self.n += n;
-        while self.n >= 8 {
-            self.out.push(self.acc as u8);
-            self.acc >>= 8;
-            self.n -= 8;
-        }
-        self
-    }
-    /// A Huffman code of `len` bits, MSB first.
-    fn code(&mut self, code: u32, len: u32) -> &mut Self {
-        self.put(code.reverse_bits() >> (32 - len), len)
-    }
     /// A 2-bit code of the code-length code below (symbols 0, 1, 16, 18 or 0, 8, 16, 18).
     fn cl(&mut self, code: u32) -> &mut Self {
         self.put(code >> 1 & 1, 1).put(code & 1, 1)
-    }
-    fn done(&mut self) -> Vec<u8> {
-        if self.n > 0 {
-            self.put(0, 8 - self.n);
-        }
-        std::mem::take(&mut self.out)
     }
 }
 
@@ -209,17 +182,17 @@ fn hand_built() -> Vec<(String, Vec<u8>)> {
     // Fixed: distance code 30, a distance before the start, length code 286.
     let fixed = |w: &mut Bits, lit: u32| {
         // 0..143: 8 bits from 0x30; 280..287: 8 bits from 0xC0 (MSB first).
-        w.code(if lit < 144 { 0x30 + lit } else { 0xC0 + lit - 280 }, 8);
+        w.code((if lit < 144 { 0x30 + lit } else { 0xC0 + lit - 280 }, 8));
     };
     let mut w = Bits::default();
     w.put(1, 1).put(1, 2);
     fixed(&mut w, 65);
-    w.code(1, 7).code(30, 5); // length 3 (257), distance code 30
+    w.code((1, 7)).code((30, 5)); // length 3 (257), distance code 30
     push("distance code 30", w);
     let mut w = Bits::default();
     w.put(1, 1).put(1, 2);
     fixed(&mut w, 65);
-    w.code(1, 7).code(4, 5).put(0, 1); // distance code 4 (5 or 6) after 1 byte
+    w.code((1, 7)).code((4, 5)).put(0, 1); // distance code 4 (5 or 6) after 1 byte
     push("distance too far", w);
     let mut w = Bits::default();
     w.put(1, 1).put(1, 2);
