@@ -7,7 +7,8 @@
 //! the `tools` library turns the ELF into the flash image. Between compiler and
 //! assembler, in this order: `rom` gives ROM functions called from many places one shared
 //! stub each, `calls` turns calls to our own functions (stubs included) into direct
-//! `call0`s, `peephole` shortens stack adjustments and masks, `frame` reaches large stack
+//! `call0`s, `peephole` shortens stack adjustments and masks, `saves` moves register saves
+//! and restores into two shared routines, `frame` reaches large stack
 //! slots with `addmi`, `consts` builds constants loaded once without a literal, and
 //! `align` drops the entry alignment of functions no `call0` reaches.
 mod align;
@@ -16,6 +17,7 @@ mod consts;
 mod frame;
 mod peephole;
 mod rom;
+mod saves;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -287,9 +289,9 @@ pub struct Built {
     pub direct_calls: usize,
     pub other_calls: usize,
     /// `peephole` rewrites: stack adjustments, masks made `extui`, masks dropped, saves
-    /// dropped; then `frame`'s stack slots reached with `addmi` and `consts`' literals
+    /// dropped; functions using `saves`' shared routines; then `frame`'s stack slots reached with `addmi` and `consts`' literals
     /// built by two instructions, and `align`'s function entries left unaligned.
-    pub peephole: [usize; 7],
+    pub peephole: [usize; 8],
     /// ROM functions called through one shared stub (`rom`).
     pub stubbed: Vec<String>,
 }
@@ -370,7 +372,8 @@ pub fn build_variant(variant: Variant) -> Result<Built, String> {
     local.extend(calls::functions(&entry_text));
     let rewritten = calls::direct_calls(&text, &local).map_err(|e| format!("{}: {e}", asm.display()))?;
     let shrunk = peephole::shrink(&rewritten.text).map_err(|e| format!("{}: {e}", asm.display()))?;
-    let (framed, slots) = frame::slots(&shrunk.text).map_err(|e| format!("{}: {e}", asm.display()))?;
+    let (shared, saved) = saves::share(&shrunk.text).map_err(|e| format!("{}: {e}", asm.display()))?;
+    let (framed, slots) = frame::slots(&shared).map_err(|e| format!("{}: {e}", asm.display()))?;
     let (inlined, consts) = consts::inline(&framed).map_err(|e| format!("{}: {e}", asm.display()))?;
     let (text, unaligned) = align::unalign(&inlined, &entry_text).map_err(|e| format!("{}: {e}", asm.display()))?;
     let direct_s = out.join(format!("{stem}.direct.s"));
@@ -407,7 +410,7 @@ pub fn build_variant(variant: Variant) -> Result<Built, String> {
         image,
         direct_calls: rewritten.direct,
         other_calls: rewritten.kept,
-        peephole: [shrunk.stack, shrunk.masks, shrunk.loads, shrunk.saves, slots, consts, unaligned],
+        peephole: [shrunk.stack, shrunk.masks, shrunk.loads, shrunk.saves, saved, slots, consts, unaligned],
         stubbed,
     };
     // The extension image has no size limit but its IRAM window (checked by the link).
@@ -528,10 +531,11 @@ pub fn size() -> Result<(), String> {
         "     calls: {} direct (call0), {} through a register (ROM, function pointers)",
         built.direct_calls, built.other_calls
     );
-    let [stack, masks, loads, saves, slots, consts, unaligned] = built.peephole;
+    let [stack, masks, loads, saves, shared, slots, consts, unaligned] = built.peephole;
     println!(
         "     peephole: {stack} stack adjustments, {masks} masks as extui, {loads} masks of loads \
-         dropped, {saves} saves in functions that never return dropped, {slots} stack slots by \
+         dropped, {saves} saves in functions that never return dropped, {shared} functions saving \
+         through the shared save/restore routines, {slots} stack slots by \
          addmi, {consts} constants built without a literal, {unaligned} entries reached only \
          through a register left unaligned, {} ROM functions called through a shared stub ({})",
         built.stubbed.len(),
