@@ -9,9 +9,11 @@
 //! stub each, `calls` turns calls to our own functions (stubs included) into direct
 //! `call0`s, `peephole` shortens stack adjustments and masks, `saves` moves register saves
 //! and restores into two shared routines, `frame` reaches large stack
-//! slots with `addmi`, `consts` builds constants loaded once without a literal, and
-//! `align` drops the entry alignment of functions no `call0` reaches.
+//! slots with `addmi`, `consts` builds constants loaded once without a literal,
+//! `align` drops the entry alignment of functions no `call0` reaches, and `branches`
+//! turns a branch over a `j` into the opposite branch.
 mod align;
+mod branches;
 mod calls;
 mod consts;
 mod frame;
@@ -290,8 +292,9 @@ pub struct Built {
     pub other_calls: usize,
     /// `peephole` rewrites: stack adjustments, masks made `extui`, masks dropped, saves
     /// dropped; functions using `saves`' shared routines; then `frame`'s stack slots reached with `addmi` and `consts`' literals
-    /// built by two instructions, and `align`'s function entries left unaligned.
-    pub peephole: [usize; 8],
+    /// built by two instructions, `align`'s function entries left unaligned, and `branches`'
+    /// jumps gone.
+    pub peephole: [usize; 9],
     /// ROM functions called through one shared stub (`rom`).
     pub stubbed: Vec<String>,
 }
@@ -375,7 +378,8 @@ pub fn build_variant(variant: Variant) -> Result<Built, String> {
     let (shared, saved) = saves::share(&shrunk.text).map_err(|e| format!("{}: {e}", asm.display()))?;
     let (framed, slots) = frame::slots(&shared).map_err(|e| format!("{}: {e}", asm.display()))?;
     let (inlined, consts) = consts::inline(&framed).map_err(|e| format!("{}: {e}", asm.display()))?;
-    let (text, unaligned) = align::unalign(&inlined, &entry_text).map_err(|e| format!("{}: {e}", asm.display()))?;
+    let (unaligned_text, unaligned) = align::unalign(&inlined, &entry_text).map_err(|e| format!("{}: {e}", asm.display()))?;
+    let (text, inverted) = branches::invert(&unaligned_text).map_err(|e| format!("{}: {e}", asm.display()))?;
     let direct_s = out.join(format!("{stem}.direct.s"));
     std::fs::write(&direct_s, &text).map_err(|e| format!("{}: {e}", direct_s.display()))?;
 
@@ -410,7 +414,7 @@ pub fn build_variant(variant: Variant) -> Result<Built, String> {
         image,
         direct_calls: rewritten.direct,
         other_calls: rewritten.kept,
-        peephole: [shrunk.stack, shrunk.masks, shrunk.loads, shrunk.saves, saved, slots, consts, unaligned],
+        peephole: [shrunk.stack, shrunk.masks, shrunk.loads, shrunk.saves, saved, slots, consts, unaligned, inverted],
         stubbed,
     };
     // The extension image has no size limit but its IRAM window (checked by the link).
@@ -531,13 +535,13 @@ pub fn size() -> Result<(), String> {
         "     calls: {} direct (call0), {} through a register (ROM, function pointers)",
         built.direct_calls, built.other_calls
     );
-    let [stack, masks, loads, saves, shared, slots, consts, unaligned] = built.peephole;
+    let [stack, masks, loads, saves, shared, slots, consts, unaligned, inverted] = built.peephole;
     println!(
         "     peephole: {stack} stack adjustments, {masks} masks as extui, {loads} masks of loads \
          dropped, {saves} saves in functions that never return dropped, {shared} functions saving \
          through the shared save/restore routines, {slots} stack slots by \
          addmi, {consts} constants built without a literal, {unaligned} entries reached only \
-         through a register left unaligned, {} ROM functions called through a shared stub ({})",
+         through a register left unaligned, {inverted} branches over a jump inverted, {} ROM functions called through a shared stub ({})",
         built.stubbed.len(),
         built.stubbed.join(", ")
     );
