@@ -7,7 +7,8 @@
 //! the `tools` library turns the ELF into the flash image. Between compiler and
 //! assembler, in this order: `rom` gives ROM functions called from many places one shared
 //! stub each, `calls` turns calls to our own functions (stubs included) into direct
-//! `call0`s, `peephole` shortens stack adjustments and masks, `saves` moves register saves
+//! `call0`s, `peephole` shortens stack adjustments and masks, `tails` makes calls that end a
+//! function jumps, `saves` moves register saves
 //! and restores into two shared routines, `frame` reaches large stack
 //! slots with `addmi`, `consts` builds constants loaded once without a literal,
 //! `align` drops the entry alignment of functions no `call0` reaches, and `branches`
@@ -20,6 +21,7 @@ mod frame;
 mod peephole;
 mod rom;
 mod saves;
+mod tails;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -291,10 +293,10 @@ pub struct Built {
     pub direct_calls: usize,
     pub other_calls: usize,
     /// `peephole` rewrites: stack adjustments, masks made `extui`, masks dropped, saves
-    /// dropped; functions using `saves`' shared routines; then `frame`'s stack slots reached with `addmi` and `consts`' literals
+    /// dropped; functions ending in `tails`' jumps, functions using `saves`' shared routines; then `frame`'s stack slots reached with `addmi` and `consts`' literals
     /// built by two instructions, `align`'s function entries left unaligned, and `branches`'
     /// jumps gone.
-    pub peephole: [usize; 9],
+    pub peephole: [usize; 10],
     /// ROM functions called through one shared stub (`rom`).
     pub stubbed: Vec<String>,
 }
@@ -375,7 +377,8 @@ pub fn build_variant(variant: Variant) -> Result<Built, String> {
     local.extend(calls::functions(&entry_text));
     let rewritten = calls::direct_calls(&text, &local).map_err(|e| format!("{}: {e}", asm.display()))?;
     let shrunk = peephole::shrink(&rewritten.text).map_err(|e| format!("{}: {e}", asm.display()))?;
-    let (shared, saved) = saves::share(&shrunk.text).map_err(|e| format!("{}: {e}", asm.display()))?;
+    let (tailed, tails) = tails::tail_calls(&shrunk.text).map_err(|e| format!("{}: {e}", asm.display()))?;
+    let (shared, saved) = saves::share(&tailed).map_err(|e| format!("{}: {e}", asm.display()))?;
     let (framed, slots) = frame::slots(&shared).map_err(|e| format!("{}: {e}", asm.display()))?;
     let (inlined, consts) = consts::inline(&framed).map_err(|e| format!("{}: {e}", asm.display()))?;
     let (unaligned_text, unaligned) = align::unalign(&inlined, &entry_text).map_err(|e| format!("{}: {e}", asm.display()))?;
@@ -414,7 +417,7 @@ pub fn build_variant(variant: Variant) -> Result<Built, String> {
         image,
         direct_calls: rewritten.direct,
         other_calls: rewritten.kept,
-        peephole: [shrunk.stack, shrunk.masks, shrunk.loads, shrunk.saves, saved, slots, consts, unaligned, inverted],
+        peephole: [shrunk.stack, shrunk.masks, shrunk.loads, shrunk.saves, tails, saved, slots, consts, unaligned, inverted],
         stubbed,
     };
     // The extension image has no size limit but its IRAM window (checked by the link).
@@ -535,10 +538,11 @@ pub fn size() -> Result<(), String> {
         "     calls: {} direct (call0), {} through a register (ROM, function pointers)",
         built.direct_calls, built.other_calls
     );
-    let [stack, masks, loads, saves, shared, slots, consts, unaligned, inverted] = built.peephole;
+    let [stack, masks, loads, saves, tails, shared, slots, consts, unaligned, inverted] = built.peephole;
     println!(
         "     peephole: {stack} stack adjustments, {masks} masks as extui, {loads} masks of loads \
-         dropped, {saves} saves in functions that never return dropped, {shared} functions saving \
+         dropped, {saves} saves in functions that never return dropped, {tails} functions ending in \
+         tail calls, {shared} functions saving \
          through the shared save/restore routines, {slots} stack slots by \
          addmi, {consts} constants built without a literal, {unaligned} entries reached only \
          through a register left unaligned, {inverted} branches over a jump inverted, {} ROM functions called through a shared stub ({})",
