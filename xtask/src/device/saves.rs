@@ -21,7 +21,9 @@
 //! an argument in the CALL0 ABI). The save area sits above the function's own frame, so
 //! every stack slot keeps its offset from a1; the frame loses its save slots when nothing
 //! else lies at or above them (F' = F rounded down to them, 16-byte aligned, 0: no `addi`
-//! at all), else keeps its size.
+//! at all), else keeps its size. A frame size kept by two or more epilogues gets an entry
+//! of the restore routine that frees it (`j eboot_rs_restore_48` for the `addi` and the
+//! `j`), falling through to the next smaller one.
 //!
 //! Only the exact shape is rewritten: the stack adjustment first, then the saves, each
 //! `ret` right after the loads of the same registers from the same slots and the matching
@@ -48,14 +50,28 @@ const ROUTINES_COST: i64 = 33;
 /// Saved registers in the routines' layout (offset from a1 after the save), a0 as a8.
 const LAYOUT: [(&str, i64); 5] = [("a0", 16), ("a12", 12), ("a13", 8), ("a14", 4), ("a15", 0)];
 
-fn routines() -> String {
+/// The restore routine's entry for a function that keeps a frame of `frame` bytes: it
+/// frees that frame first.
+fn restore_name(frame: i64) -> String {
+    format!("{RESTORE}_{frame}")
+}
+
+/// The routines; `frames` (descending) get restore entries of their own, each freeing the
+/// difference to the next and falling through to it (3 bytes each, 3 saved a use).
+fn routines(frames: &[i64]) -> String {
     let mut s = format!("\n\t.section\t.text.{SAVE},\"ax\",@progbits\n\t.p2align\t2\n\t.type\t{SAVE},@function\n{SAVE}:\n");
     s.push_str(&format!("\taddi\ta1, a1, -{AREA}\n"));
     for (r, off) in LAYOUT {
         let r = if r == "a0" { "a8" } else { r };
         s.push_str(&format!("\ts32i.n\t{r}, a1, {off}\n"));
     }
-    s.push_str(&format!("\tret.n\n\t.size\t{SAVE}, .-{SAVE}\n\t.type\t{RESTORE},@function\n{RESTORE}:\n"));
+    s.push_str(&format!("\tret.n\n\t.size\t{SAVE}, .-{SAVE}\n"));
+    for (i, &f) in frames.iter().enumerate() {
+        let name = restore_name(f);
+        let step = f - frames.get(i + 1).copied().unwrap_or(0);
+        s.push_str(&format!("\t.type\t{name},@function\n{name}:\n\taddi\ta1, a1, {step}\n\t.size\t{name}, .-{name}\n"));
+    }
+    s.push_str(&format!("\t.type\t{RESTORE},@function\n{RESTORE}:\n"));
     for (r, off) in LAYOUT {
         s.push_str(&format!("\tl32i.n\t{r}, a1, {off}\n"));
     }
@@ -266,6 +282,13 @@ pub fn share(asm: &str) -> Result<(String, usize), String> {
     if plans.iter().map(|p| p.gain).sum::<i64>() <= ROUTINES_COST {
         return Ok((asm.to_string(), 0));
     }
+    // Frames kept by two or more epilogues get their own restore entry.
+    let mut uses: HashMap<i64, usize> = HashMap::new();
+    for p in plans.iter().filter(|p| p.frame > 0) {
+        *uses.entry(p.frame).or_default() += p.epilogues.len();
+    }
+    let mut frames: Vec<i64> = uses.iter().filter(|(_, &n)| n >= 2).map(|(&f, _)| f).collect();
+    frames.sort_unstable_by(|a, b| b.cmp(a));
     let mut edit: HashMap<usize, Vec<String>> = HashMap::new();
     for p in &plans {
         let mut prologue = vec!["\tmov.n\ta8, a0".to_string(), format!("\tcall0\t{SAVE}")];
@@ -280,8 +303,13 @@ pub fn share(asm: &str) -> Result<(String, usize), String> {
             for &l in loads {
                 edit.insert(l, vec![]);
             }
-            edit.insert(*a, if p.frame > 0 { vec![format!("\taddi\ta1, a1, {}", p.frame)] } else { vec![] });
-            edit.insert(*r, vec![format!("\tj\t{RESTORE}")]);
+            if frames.contains(&p.frame) {
+                edit.insert(*a, vec![]);
+                edit.insert(*r, vec![format!("\tj\t{}", restore_name(p.frame))]);
+            } else {
+                edit.insert(*a, if p.frame > 0 { vec![format!("\taddi\ta1, a1, {}", p.frame)] } else { vec![] });
+                edit.insert(*r, vec![format!("\tj\t{RESTORE}")]);
+            }
         }
     }
     let mut text = String::with_capacity(asm.len() + 512);
@@ -297,7 +325,7 @@ pub fn share(asm: &str) -> Result<(String, usize), String> {
             }
         }
     }
-    text.push_str(&routines());
+    text.push_str(&routines(&frames));
     Ok((text, plans.len()))
 }
 
@@ -487,6 +515,22 @@ k:
             let (before, after) = (run(SAMPLE, f, a2), run(&text, f, a2));
             assert_eq!(visible(&before.0), visible(&after.0), "{f}({a2})");
             assert_eq!(visible(&after.0)[0], 0x3FFF_F000);
+        }
+    }
+
+    #[test]
+    fn frames_kept_twice_get_their_own_restore_entry() {
+        let f = &SAMPLE[..SAMPLE.find("\t.section\t.text.g").unwrap()];
+        let f2 = f.replace("\tf", "\tf2").replace("f:", "f2:").replace("-f\n", "-f2\n").replace("0_2", "9_2").replace("end0", "end9");
+        let asm = format!("{SAMPLE}{f2}");
+        let (text, n) = share(&asm).unwrap();
+        assert_eq!(n, 4, "{text}");
+        assert_eq!(text.matches("\tj\teboot_rs_restore_32\n").count(), 2, "{text}");
+        assert!(text.contains("\tadd\ta2, a2, a15\n\tj\teboot_rs_restore_32\n.Lfunc_end0:"), "{text}");
+        assert!(text.contains("eboot_rs_restore_32:\n\taddi\ta1, a1, 32\n\t.size\teboot_rs_restore_32, .-eboot_rs_restore_32\n\t.type\teboot_rs_restore,@function\neboot_rs_restore:\n"), "{text}");
+        for (f, a2) in [("f", 0), ("f2", 1), ("g", 3), ("k", 0)] {
+            let (before, after) = (run(&asm, f, a2), run(&text, f, a2));
+            assert_eq!(visible(&before.0), visible(&after.0), "{f}({a2})");
         }
     }
 
