@@ -11,8 +11,9 @@
 //! function jumps, `saves` moves register saves
 //! and restores into two shared routines, `frame` reaches large stack
 //! slots with `addmi`, `consts` builds constants loaded once without a literal,
-//! `align` drops the entry alignment of functions no `call0` reaches, and `branches`
-//! turns a branch over a `j` into the opposite branch.
+//! `align` drops the entry alignment of functions no `call0` reaches, `branches`
+//! turns a branch over a `j` into the opposite branch, and `selects` compares with zero
+//! directly and turns a branch over a move into a conditional move.
 mod align;
 mod branches;
 mod calls;
@@ -21,6 +22,7 @@ mod frame;
 mod peephole;
 mod rom;
 mod saves;
+mod selects;
 mod tails;
 
 use std::path::{Path, PathBuf};
@@ -294,9 +296,9 @@ pub struct Built {
     pub other_calls: usize,
     /// `peephole` rewrites: stack adjustments, masks made `extui`, masks dropped, saves
     /// dropped; functions ending in `tails`' jumps, functions using `saves`' shared routines; then `frame`'s stack slots reached with `addmi` and `consts`' literals
-    /// built by two instructions, `align`'s function entries left unaligned, and `branches`'
-    /// jumps gone.
-    pub peephole: [usize; 10],
+    /// built by two instructions, `align`'s function entries left unaligned, `branches`'
+    /// jumps gone, and `selects`' compares with zero and conditional moves.
+    pub peephole: [usize; 12],
     /// ROM functions called through one shared stub (`rom`).
     pub stubbed: Vec<String>,
 }
@@ -382,7 +384,8 @@ pub fn build_variant(variant: Variant) -> Result<Built, String> {
     let (framed, slots) = frame::slots(&shared).map_err(|e| format!("{}: {e}", asm.display()))?;
     let (inlined, consts) = consts::inline(&framed).map_err(|e| format!("{}: {e}", asm.display()))?;
     let (unaligned_text, unaligned) = align::unalign(&inlined, &entry_text).map_err(|e| format!("{}: {e}", asm.display()))?;
-    let (text, inverted) = branches::invert(&unaligned_text).map_err(|e| format!("{}: {e}", asm.display()))?;
+    let (inverted_text, inverted) = branches::invert(&unaligned_text).map_err(|e| format!("{}: {e}", asm.display()))?;
+    let (text, zero_compares, cmoves) = selects::selects(&inverted_text).map_err(|e| format!("{}: {e}", asm.display()))?;
     let direct_s = out.join(format!("{stem}.direct.s"));
     std::fs::write(&direct_s, &text).map_err(|e| format!("{}: {e}", direct_s.display()))?;
 
@@ -417,7 +420,7 @@ pub fn build_variant(variant: Variant) -> Result<Built, String> {
         image,
         direct_calls: rewritten.direct,
         other_calls: rewritten.kept,
-        peephole: [shrunk.stack, shrunk.masks, shrunk.loads, shrunk.saves, tails, saved, slots, consts, unaligned, inverted],
+        peephole: [shrunk.stack, shrunk.masks, shrunk.loads, shrunk.saves, tails, saved, slots, consts, unaligned, inverted, zero_compares, cmoves],
         stubbed,
     };
     // The extension image has no size limit but its IRAM window (checked by the link).
@@ -538,14 +541,15 @@ pub fn size() -> Result<(), String> {
         "     calls: {} direct (call0), {} through a register (ROM, function pointers)",
         built.direct_calls, built.other_calls
     );
-    let [stack, masks, loads, saves, tails, shared, slots, consts, unaligned, inverted] = built.peephole;
+    let [stack, masks, loads, saves, tails, shared, slots, consts, unaligned, inverted, zero_compares, cmoves] = built.peephole;
     println!(
         "     peephole: {stack} stack adjustments, {masks} masks as extui, {loads} masks of loads \
          dropped, {saves} saves in functions that never return dropped, {tails} functions ending in \
          tail calls, {shared} functions saving \
          through the shared save/restore routines, {slots} stack slots by \
          addmi, {consts} constants built without a literal, {unaligned} entries reached only \
-         through a register left unaligned, {inverted} branches over a jump inverted, {} ROM functions called through a shared stub ({})",
+         through a register left unaligned, {inverted} branches over a jump inverted, {zero_compares} compares with a zeroed register made beqz/bnez, \
+         {cmoves} branches over a move made conditional moves, {} ROM functions called through a shared stub ({})",
         built.stubbed.len(),
         built.stubbed.join(", ")
     );

@@ -39,10 +39,11 @@ const DEFS: &[&str] = &[
     "mull", "muluh", "mulsh", "min", "max", "minu", "maxu", "sext", "nsa", "nsau",
 ];
 
-/// Only read their register operands, nothing implicit.
+/// Only read their register operands, nothing implicit. (A conditional move may also keep
+/// its destination's value: a read of it too.)
 const USES: &[&str] = &[
     "s8i", "s16i", "s32i", "s32i.n", "memw", "nop", "nop.n", "ssl", "ssr", "ssai", "ssa8l", "ssa8b",
-    "isync", "dsync", "esync", "rsync", "extw",
+    "isync", "dsync", "esync", "rsync", "extw", "moveqz", "movnez", "movltz", "movgez",
 ];
 
 /// Conditional branches: register operands, then the target label.
