@@ -172,7 +172,7 @@ fn plan(parsed: &[Line], start: usize, end: usize) -> Result<Option<Plan>, Strin
         saves.push(j);
         i = j;
     }
-    if saves.len() < 2 {
+    if saves.is_empty() {
         return Ok(None);
     }
     let lowest = *slot.values().min().unwrap_or(&0);
@@ -334,8 +334,8 @@ mod tests {
     use super::*;
 
     /// LLVM's shapes: `f` saves five registers above its locals and returns through a
-    /// shared epilogue; `g` saves two and has no other stack use; `h` saves a0 only; `k`
-    /// saves five and has no locals.
+    /// shared epilogue; `g` saves two and has no other stack use; `h` saves a0 only and
+    /// has a local; `k` saves five and has no locals.
     const SAMPLE: &str = "\
 	.section	.text.f,\"ax\",@progbits
 	.p2align	2
@@ -388,7 +388,7 @@ g:
 h:
 	addi	a1, a1, -16
 	s32i	a0, a1, 0
-	movi	a12, 5
+	s32i	a3, a1, 4
 	movi	a2, 3
 	l32i	a0, a1, 0
 	addi	a1, a1, 16
@@ -505,7 +505,7 @@ k:
         assert!(text.contains("\tadd\ta2, a2, a15\n\taddi\ta1, a1, 32\n\tj\teboot_rs_restore\n.Lfunc_end0:"), "{text}");
         assert!(text.contains("g:\n\tmov.n\ta8, a0\n\tcall0\teboot_rs_save\n\tor\ta12, a2, a2\n"), "{text}");
         assert!(text.contains("\tadd\ta2, a2, a12\n\tj\teboot_rs_restore\n.Lfunc_end1:"), "{text}");
-        // h saves a0 alone: the routines would not pay there.
+        // h saves a0 alone and keeps a frame: the routines would not pay there.
         assert!(text.contains("h:\n\taddi\ta1, a1, -16\n\ts32i\ta0, a1, 0\n"), "{text}");
         assert_eq!(text.matches(".type\teboot_rs_save,@function").count(), 1);
         assert_eq!(text.matches(".type\teboot_rs_restore,@function").count(), 1);
@@ -532,6 +532,16 @@ k:
             let (before, after) = (run(&asm, f, a2), run(&text, f, a2));
             assert_eq!(visible(&before.0), visible(&after.0), "{f}({a2})");
         }
+    }
+
+    #[test]
+    fn a0_alone_without_a_frame_pays() {
+        // The prologue is as long (mov.n + call0 for addi + s32i.n), the epilogue 4 bytes
+        // shorter (j for l32i.n + addi + ret.n).
+        let asm = SAMPLE.replace("\ts32i\ta3, a1, 4\n", "\tmov.n\ta3, a2\n");
+        let (text, n) = share(&asm).unwrap();
+        assert_eq!(n, 4, "{text}");
+        assert!(text.contains("h:\n\tmov.n\ta8, a0\n\tcall0\teboot_rs_save\n\tmov.n\ta3, a2\n\tmovi\ta2, 3\n\tj\teboot_rs_restore\n"), "{text}");
     }
 
     #[test]
