@@ -13,7 +13,7 @@
 //! slots with `addmi`, `consts` builds constants loaded once without a literal,
 //! `align` drops the entry alignment of functions no `call0` reaches, `branches`
 //! turns a branch over a `j` into the opposite branch, and `selects` compares with zero
-//! directly and turns a branch over a move into a conditional move.
+//! directly, masks with `extui`, and turns a branch over a move into a conditional move.
 mod align;
 mod branches;
 mod calls;
@@ -297,8 +297,8 @@ pub struct Built {
     /// `peephole` rewrites: stack adjustments, masks made `extui`, masks dropped, saves
     /// dropped; functions ending in `tails`' jumps, functions using `saves`' shared routines; then `frame`'s stack slots reached with `addmi` and `consts`' literals
     /// built by two instructions, `align`'s function entries left unaligned, `branches`'
-    /// jumps gone, and `selects`' compares with zero and conditional moves.
-    pub peephole: [usize; 12],
+    /// jumps gone, and `selects`' compares with zero, masks and conditional moves.
+    pub peephole: [usize; 13],
     /// ROM functions called through one shared stub (`rom`).
     pub stubbed: Vec<String>,
 }
@@ -385,7 +385,7 @@ pub fn build_variant(variant: Variant) -> Result<Built, String> {
     let (inlined, consts) = consts::inline(&framed).map_err(|e| format!("{}: {e}", asm.display()))?;
     let (unaligned_text, unaligned) = align::unalign(&inlined, &entry_text).map_err(|e| format!("{}: {e}", asm.display()))?;
     let (inverted_text, inverted) = branches::invert(&unaligned_text).map_err(|e| format!("{}: {e}", asm.display()))?;
-    let (text, zero_compares, cmoves) = selects::selects(&inverted_text).map_err(|e| format!("{}: {e}", asm.display()))?;
+    let (text, zero_compares, reg_masks, cmoves) = selects::selects(&inverted_text).map_err(|e| format!("{}: {e}", asm.display()))?;
     let direct_s = out.join(format!("{stem}.direct.s"));
     std::fs::write(&direct_s, &text).map_err(|e| format!("{}: {e}", direct_s.display()))?;
 
@@ -420,7 +420,7 @@ pub fn build_variant(variant: Variant) -> Result<Built, String> {
         image,
         direct_calls: rewritten.direct,
         other_calls: rewritten.kept,
-        peephole: [shrunk.stack, shrunk.masks, shrunk.loads, shrunk.saves, tails, saved, slots, consts, unaligned, inverted, zero_compares, cmoves],
+        peephole: [shrunk.stack, shrunk.masks, shrunk.loads, shrunk.saves, tails, saved, slots, consts, unaligned, inverted, zero_compares, reg_masks, cmoves],
         stubbed,
     };
     // The extension image has no size limit but its IRAM window (checked by the link).
@@ -541,7 +541,7 @@ pub fn size() -> Result<(), String> {
         "     calls: {} direct (call0), {} through a register (ROM, function pointers)",
         built.direct_calls, built.other_calls
     );
-    let [stack, masks, loads, saves, tails, shared, slots, consts, unaligned, inverted, zero_compares, cmoves] = built.peephole;
+    let [stack, masks, loads, saves, tails, shared, slots, consts, unaligned, inverted, zero_compares, reg_masks, cmoves] = built.peephole;
     println!(
         "     peephole: {stack} stack adjustments, {masks} masks as extui, {loads} masks of loads \
          dropped, {saves} saves in functions that never return dropped, {tails} functions ending in \
@@ -549,6 +549,7 @@ pub fn size() -> Result<(), String> {
          through the shared save/restore routines, {slots} stack slots by \
          addmi, {consts} constants built without a literal, {unaligned} entries reached only \
          through a register left unaligned, {inverted} branches over a jump inverted, {zero_compares} compares with a zeroed register made beqz/bnez, \
+         {reg_masks} masks in a register made extui or dropped, \
          {cmoves} branches over a move made conditional moves, {} ROM functions called through a shared stub ({})",
         built.stubbed.len(),
         built.stubbed.join(", ")

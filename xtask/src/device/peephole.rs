@@ -142,7 +142,7 @@ pub(super) fn int(s: &str) -> Result<i64, String> {
 }
 
 /// k when `v` is 2^k - 1 with 1 <= k <= 16 (what `extui`'s mask field holds).
-fn low_mask(v: i64) -> Option<u32> {
+pub(super) fn low_mask(v: i64) -> Option<u32> {
     (v > 0 && v & (v + 1) == 0 && v <= 0xFFFF).then(|| 64 - v.leading_zeros())
 }
 

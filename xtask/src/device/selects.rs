@@ -3,18 +3,22 @@
 //! * LLVM compares with a register it has just set to 0 (`movi a10, 0; bne a2, a10, .L`):
 //!   `bnez a2, .L` is never longer (gas narrows it to 2 bytes when the target is close) and
 //!   has a longer reach; the `movi` goes when nothing else reads the register.
+//! * `and` with a register LLVM set to a low mask for several masks (so `peephole`, which
+//!   needs the register dead, left them) is `extui`, as long, and nothing at all (or a
+//!   move) when the other operand was just loaded zero-extended by `l8ui`/`l16ui`; the
+//!   mask's `movi` goes once nothing reads it.
 //! * A move skipped by a branch on one register's sign or zero-ness
 //!   (`bnez a2, .L; mov.n a8, a14; .L:`, 4 or 5 bytes) is one conditional move
 //!   (`moveqz a8, a14, a2`, 3 bytes), a core instruction of every Xtensa.
 //!
-//! The zero is known only from a `movi r, 0` earlier in the same straight stretch (no label,
+//! A zero or a mask is known only from a `movi r, v` earlier in the same straight stretch (no label,
 //! branch or call between) with nothing between writing r; the move only when it is the
 //! one instruction between the branch and its own target label. Dropping the `movi` needs
 //! `peephole`'s walk to prove the register dead. Anything else stays.
 use std::collections::HashMap;
 
 use super::calls::{classify, transfers_control, Line};
-use super::peephole::dead_from;
+use super::peephole::{dead_from, int, low_mask};
 
 /// The conditional move doing what the fall-through of each branch did.
 fn select_for(branch: &str) -> Option<&'static str> {
@@ -38,8 +42,9 @@ fn only_reads(m: &str) -> bool {
     matches!(m, "s8i" | "s16i" | "s32i" | "s32i.n" | "memw" | "nop" | "nop.n")
 }
 
-/// The line of a `movi reg, 0` whose value `reg` still holds at line `i`, if any.
-fn zero_at(parsed: &[Line], i: usize, reg: &str) -> Option<usize> {
+/// The line that last wrote `reg` before line `i` in the same straight stretch (no label,
+/// branch or call between), if every instruction between is known not to write it.
+fn def_at(parsed: &[Line], i: usize, reg: &str) -> Option<usize> {
     for k in (0..i).rev() {
         match &parsed[k] {
             Line::Nothing => continue,
@@ -47,10 +52,10 @@ fn zero_at(parsed: &[Line], i: usize, reg: &str) -> Option<usize> {
                 if !o.contains(&reg) {
                     continue;
                 }
-                if matches!(*m, "movi" | "movi.n") && o.as_slice() == [reg, "0"] {
+                if writes_first(m) && o[0] == reg {
                     return Some(k);
                 }
-                if (writes_first(m) && o[0] != reg) || only_reads(m) {
+                if writes_first(m) || only_reads(m) {
                     continue;
                 }
                 return None;
@@ -59,6 +64,20 @@ fn zero_at(parsed: &[Line], i: usize, reg: &str) -> Option<usize> {
         }
     }
     None
+}
+
+/// The line and value of the `movi reg, v` whose value `reg` still holds at line `i`.
+fn movi_at(parsed: &[Line], i: usize, reg: &str) -> Option<(usize, i64)> {
+    let k = def_at(parsed, i, reg)?;
+    match &parsed[k] {
+        Line::Insn("movi" | "movi.n", o) if o.len() == 2 => int(o[1]).ok().map(|v| (k, v)),
+        _ => None,
+    }
+}
+
+/// The line of a `movi reg, 0` whose value `reg` still holds at line `i`, if any.
+fn zero_at(parsed: &[Line], i: usize, reg: &str) -> Option<usize> {
+    movi_at(parsed, i, reg).filter(|&(_, v)| v == 0).map(|(k, _)| k)
 }
 
 fn next_line(parsed: &[Line], i: usize) -> Option<usize> {
@@ -78,12 +97,13 @@ fn write(lines: &[&str], edit: &HashMap<usize, Option<String>>) -> String {
     text
 }
 
-/// The rewritten assembly, the compares made against zero, the moves made conditional.
-pub fn selects(asm: &str) -> Result<(String, usize, usize), String> {
+/// The rewritten assembly, the compares made against zero, the masks by register made
+/// `extui` (or dropped), the moves made conditional.
+pub fn selects(asm: &str) -> Result<(String, usize, usize, usize), String> {
     let lines: Vec<&str> = asm.lines().collect();
     let parsed: Vec<Line> = lines.iter().map(|l| classify(l)).collect();
     let mut edit: HashMap<usize, Option<String>> = HashMap::new();
-    // Zeroing `movi`s a rewritten compare used: (line, register).
+    // `movi`s a rewritten compare or mask used: (line, register).
     let mut zeros = vec![];
     let mut compares = 0;
     for (i, p) in parsed.iter().enumerate() {
@@ -99,6 +119,36 @@ pub fn selects(asm: &str) -> Result<(String, usize, usize), String> {
                 compares += 1;
                 break;
             }
+        }
+    }
+    // `and` with a register holding a low mask (LLVM shares one `movi a11, 255` between
+    // masks, so `peephole` left them): `extui`, as long; nothing at all, or a move, when the
+    // other operand was just loaded zero-extended to no more bits.
+    let mut masks = 0;
+    for (i, p) in parsed.iter().enumerate() {
+        let Line::Insn("and", o) = p else { continue };
+        let [d, x, y] = o.as_slice() else { continue };
+        if x == y || edit.contains_key(&i) {
+            continue;
+        }
+        for (m, s) in [(y, x), (x, y)] {
+            let Some((k, v)) = movi_at(&parsed, i, m) else { continue };
+            let Some(bits) = low_mask(v) else { continue };
+            let loaded = def_at(&parsed, i, s).map(|l| &parsed[l]);
+            let width = match loaded {
+                Some(Line::Insn("l8ui", _)) => 8,
+                Some(Line::Insn("l16ui", _)) => 16,
+                _ => 32,
+            };
+            let new = match (width <= bits, d == s) {
+                (true, true) => None,
+                (true, false) => Some(format!("\tmov.n\t{d}, {s}")),
+                (false, _) => Some(format!("\textui\t{d}, {s}, 0, {bits}")),
+            };
+            edit.insert(i, new);
+            zeros.push((k, *m));
+            masks += 1;
+            break;
         }
     }
     // Branches (rewritten or not) over one move to their own label.
@@ -129,7 +179,7 @@ pub fn selects(asm: &str) -> Result<(String, usize, usize), String> {
         edit.insert(j, None);
         moves += 1;
     }
-    // Zeroing `movi`s nothing reads any more.
+    // Those `movi`s nothing reads any more.
     let text = write(&lines, &edit);
     let parsed: Vec<Line> = text.lines().map(classify).collect();
     let mut labels = HashMap::new();
@@ -155,7 +205,7 @@ pub fn selects(asm: &str) -> Result<(String, usize, usize), String> {
         }
     }
     let lines: Vec<&str> = text.lines().collect();
-    Ok((write(&lines, &drop), compares, moves))
+    Ok((write(&lines, &drop), compares, masks, moves))
 }
 
 
@@ -188,7 +238,7 @@ f:
 
     #[test]
     fn compares_with_zero_and_conditional_moves() {
-        let (text, compares, moves) = selects(SAMPLE).unwrap();
+        let (text, compares, _, moves) = selects(SAMPLE).unwrap();
         assert_eq!((compares, moves), (3, 3), "{text}");
         assert_eq!(
             text,
@@ -235,7 +285,7 @@ f:
             ("\tmovi\ta10, 0\n", "\tmovi\ta10, 1\n"),
         ] {
             let asm = SAMPLE.replacen(from, to, 1);
-            let (text, compares, moves) = selects(&asm).unwrap();
+            let (text, compares, _, moves) = selects(&asm).unwrap();
             assert_eq!((compares, moves), (2, 2), "{from:?} -> {to:?}: {text}");
             assert!(text.contains("\tbne\ta2, a10, .LBB0_1\n\tor\ta8, a14, a14\n.LBB0_1:\n"), "{from:?} -> {to:?}: {text}");
         }
@@ -248,10 +298,37 @@ f:
             ("\tor\ta5, a6, a6\n", "\tor\ta5, a6, a7\n"),
         ] {
             let asm = SAMPLE.replacen(from, to, 1);
-            let (text, _, moves) = selects(&asm).unwrap();
+            let (text, _, _, moves) = selects(&asm).unwrap();
             assert_eq!(moves, 2, "{from:?} -> {to:?}: {text}");
             assert!(text.contains(&format!("\tbltz\ta4, .LBB0_{}", if to.contains("LBB0_4") { 4 } else { 3 })), "{text}");
         }
+    }
+
+    #[test]
+    fn masks_in_a_register() {
+        // From `Sink::chunk`: one mask for a byte loaded just before and one from elsewhere.
+        let asm = "f:\n\tl8ui\ta10, a10, 0\n\tmovi\ta11, 255\n\tand\ta9, a9, a11\n\tand\ta10, a10, a11\n\
+                   \tl16ui\ta3, a2, 0\n\tmovi\ta8, 2047\n\tand\ta4, a8, a3\n\tl8ui\ta5, a2, 2\n\tand\ta5, a8, a5\n\
+                   \tl8ui\ta2, a2, 4\n\tand\ta3, a2, a8\n\tmovi\ta7, 255\n\tand\ta6, a4, a7\n\tbeq\ta9, a10, f\n\tret\n";
+        let (text, _, masks, _) = selects(asm).unwrap();
+        assert_eq!(masks, 6, "{text}");
+        assert_eq!(
+            text,
+            "f:\n\tl8ui\ta10, a10, 0\n\textui\ta9, a9, 0, 8\n\tl16ui\ta3, a2, 0\n\textui\ta4, a3, 0, 11\n\tl8ui\ta5, a2, 2\n\
+             \tl8ui\ta2, a2, 4\n\tmov.n\ta3, a2\n\textui\ta6, a4, 0, 8\n\tbeq\ta9, a10, f\n\tret\n"
+        );
+        // Not a low mask, the register written between, a mask still read: as they were.
+        for (from, to) in [("movi\ta11, 255", "movi\ta11, 254"), ("\tand\ta9", "\taddi\ta11, a11, 1\n\tand\ta9")] {
+            let asm = asm.replace(from, to);
+            let (text, _, masks, _) = selects(&asm).unwrap();
+            assert_eq!(masks, 4, "{text}");
+            assert!(text.starts_with(&asm[..asm.find("\tl16ui").unwrap()]), "{text}");
+        }
+        let asm = asm.replace("\tret\n", "\ts32i\ta8, a1, 0\n\tret\n");
+        assert!(selects(&asm).unwrap().0.contains("\tl16ui\ta3, a2, 0\n\tmovi\ta8, 2047\n\textui\ta4, a3, 0, 11\n"));
+        // A load of another register, or one before a write of it, is not known narrow.
+        let asm = "f:\n\tl8ui\ta10, a10, 0\n\taddi\ta10, a10, 1\n\tmovi\ta11, 255\n\tand\ta10, a10, a11\n\tret\n";
+        assert!(selects(asm).unwrap().0.contains("\textui\ta10, a10, 0, 8\n"));
     }
 
     #[test]
@@ -259,11 +336,11 @@ f:
         // a10 read on one path after the compare.
         let asm = SAMPLE.replace("\ts32i\ta10, a1, 4\n", "").replace("\tmovi\ta11, 0\n", "\tbeqz\ta3, .LBB0_9\n\tmovi\ta11, 0\n")
             + ".LBB0_9:\n\tmov.n\ta2, a10\n\tret\n";
-        let (text, _, _) = selects(&asm).unwrap();
+        let (text, _, _, _) = selects(&asm).unwrap();
         assert!(text.starts_with("f:\n\tmovi\ta10, 0\n\tmoveqz\ta8, a14, a2\n"), "{text}");
         // Not read on any path: it goes.
         let asm = SAMPLE.replace("\ts32i\ta10, a1, 4\n", "");
-        let (text, _, _) = selects(&asm).unwrap();
+        let (text, _, _, _) = selects(&asm).unwrap();
         assert!(text.starts_with("f:\n\tmoveqz\ta8, a14, a2\n"), "{text}");
     }
 }
