@@ -14,7 +14,9 @@
 //! saves the 3 of the `j` whenever the target is near. Only that shape: the branch, the
 //! `j`, and the branch's own label right after, with nothing but blank lines and comments
 //! between (a label before the `j` would let another path reach it).
-use super::calls::{classify, Line};
+use std::collections::HashMap;
+
+use super::calls::{classify, rewrite, Line};
 
 /// Each conditional branch with the one taken exactly when it is not.
 const INVERSE: &[(&str, &str)] = &[
@@ -47,7 +49,7 @@ fn next_line(parsed: &[Line], i: usize) -> Option<usize> {
 pub fn invert(asm: &str) -> Result<(String, usize), String> {
     let lines: Vec<&str> = asm.lines().collect();
     let parsed: Vec<Line> = lines.iter().map(|l| classify(l)).collect();
-    let mut edit: Vec<Option<Option<String>>> = vec![None; lines.len()];
+    let mut edit: HashMap<usize, Option<String>> = HashMap::new();
     let mut count = 0;
     for (i, p) in parsed.iter().enumerate() {
         let Line::Insn(m, ops) = p else { continue };
@@ -59,25 +61,16 @@ pub fn invert(asm: &str) -> Result<(String, usize), String> {
         let Line::Insn("j", jo) = &parsed[j] else { continue };
         let [far] = jo.as_slice() else { continue };
         let Some(k) = next_line(&parsed, j) else { continue };
-        if parsed[k] != Line::Label(label) || edit[i].is_some() || edit[j].is_some() {
+        if parsed[k] != Line::Label(label) || edit.contains_key(&i) || edit.contains_key(&j) {
             continue;
         }
         let mut ops = regs.to_vec();
         ops.push(far);
-        edit[i] = Some(Some(format!("\t{inv}\t{}", ops.join(", "))));
-        edit[j] = Some(None);
+        edit.insert(i, Some(format!("\t{inv}\t{}", ops.join(", "))));
+        edit.insert(j, None);
         count += 1;
     }
-    let mut text = String::with_capacity(asm.len());
-    for (i, line) in lines.iter().enumerate() {
-        match &edit[i] {
-            Some(None) => continue,
-            Some(Some(new)) => text.push_str(new),
-            None => text.push_str(line),
-        }
-        text.push('\n');
-    }
-    Ok((text, count))
+    Ok((rewrite(&lines, &edit), count))
 }
 
 #[cfg(test)]

@@ -206,6 +206,38 @@ pub fn direct_calls(asm: &str, local: &HashMap<String, bool>) -> Result<Rewritte
     Ok(Rewritten { text, direct: delete.len(), kept })
 }
 
+/// Every function of the text (`.type name,@function`) as the line range from its label to
+/// its `.size` directive: what the per-function passes walk.
+pub fn function_ranges(parsed: &[Line]) -> Vec<(usize, usize)> {
+    let mut found = vec![];
+    for (i, p) in parsed.iter().enumerate() {
+        let Line::Directive(".type", args) = p else { continue };
+        let Some((name, "@function")) = args.split_once(',').map(|(n, k)| (n.trim(), k.trim())) else { continue };
+        let Some(start) = (i..parsed.len()).find(|&j| parsed[j] == Line::Label(name)) else { continue };
+        let Some(end) = (start..parsed.len())
+            .find(|&j| matches!(parsed[j], Line::Directive(".size", a) if a.split(',').next().map(str::trim) == Some(name)))
+        else {
+            continue;
+        };
+        found.push((start, end));
+    }
+    found
+}
+
+/// The text with line edits applied: a line mapped to `None` is dropped, to `Some` replaced.
+pub fn rewrite(lines: &[&str], edit: &std::collections::HashMap<usize, Option<String>>) -> String {
+    let mut text = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
+    for (i, line) in lines.iter().enumerate() {
+        match edit.get(&i) {
+            Some(None) => continue,
+            Some(Some(new)) => text.push_str(new),
+            None => text.push_str(line),
+        }
+        text.push('\n');
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

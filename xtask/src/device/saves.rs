@@ -35,7 +35,7 @@
 //! them.
 use std::collections::HashMap;
 
-use super::calls::{classify, literal, transfers_control, Line};
+use super::calls::{classify, function_ranges, literal, transfers_control, Line};
 use super::peephole::int;
 
 pub const SAVE: &str = "eboot_rs_save";
@@ -264,15 +264,7 @@ pub fn share(asm: &str) -> Result<(String, usize), String> {
         return Err(format!("{SAVE} or {RESTORE} already defined"));
     }
     let mut plans = vec![];
-    for (i, p) in parsed.iter().enumerate() {
-        let Line::Directive(".type", args) = p else { continue };
-        let Some((name, "@function")) = args.split_once(',').map(|(n, k)| (n.trim(), k.trim())) else { continue };
-        let Some(start) = (i..parsed.len()).find(|&j| parsed[j] == Line::Label(name)) else { continue };
-        let Some(end) = (start..parsed.len())
-            .find(|&j| matches!(parsed[j], Line::Directive(".size", a) if a.split(',').next().map(str::trim) == Some(name)))
-        else {
-            continue;
-        };
+    for (start, end) in function_ranges(&parsed) {
         if let Some(plan) = plan(&parsed, start, end)? {
             if plan.gain > 0 {
                 plans.push(plan);

@@ -17,7 +17,7 @@
 //! `peephole`'s walk to prove the register dead. Anything else stays.
 use std::collections::HashMap;
 
-use super::calls::{classify, transfers_control, Line};
+use super::calls::{classify, rewrite, transfers_control, Line};
 use super::peephole::{dead_from, int, low_mask};
 
 /// The conditional move doing what the fall-through of each branch did.
@@ -82,19 +82,6 @@ fn zero_at(parsed: &[Line], i: usize, reg: &str) -> Option<usize> {
 
 fn next_line(parsed: &[Line], i: usize) -> Option<usize> {
     (i + 1..parsed.len()).find(|&j| parsed[j] != Line::Nothing)
-}
-
-fn write(lines: &[&str], edit: &HashMap<usize, Option<String>>) -> String {
-    let mut text = String::new();
-    for (i, line) in lines.iter().enumerate() {
-        match edit.get(&i) {
-            Some(None) => continue,
-            Some(Some(new)) => text.push_str(new),
-            None => text.push_str(line),
-        }
-        text.push('\n');
-    }
-    text
 }
 
 /// The rewritten assembly, the compares made against zero, the masks by register made
@@ -180,7 +167,7 @@ pub fn selects(asm: &str) -> Result<(String, usize, usize, usize), String> {
         moves += 1;
     }
     // Those `movi`s nothing reads any more.
-    let text = write(&lines, &edit);
+    let text = rewrite(&lines, &edit);
     let parsed: Vec<Line> = text.lines().map(classify).collect();
     let mut labels = HashMap::new();
     for (i, p) in parsed.iter().enumerate() {
@@ -205,7 +192,7 @@ pub fn selects(asm: &str) -> Result<(String, usize, usize, usize), String> {
         }
     }
     let lines: Vec<&str> = text.lines().collect();
-    Ok((write(&lines, &drop), compares, masks, moves))
+    Ok((rewrite(&lines, &drop), compares, masks, moves))
 }
 
 

@@ -23,7 +23,7 @@
 //! body but `ret` and those calls. Anything else stays.
 use std::collections::HashMap;
 
-use super::calls::{classify, transfers_control, Line};
+use super::calls::{classify, function_ranges, rewrite, transfers_control, Line};
 use super::peephole::int;
 
 fn next_insn(parsed: &[Line], i: usize, end: usize) -> Option<usize> {
@@ -103,30 +103,13 @@ pub fn tail_calls(asm: &str) -> Result<(String, usize), String> {
     let parsed: Vec<Line> = lines.iter().map(|l| classify(l)).collect();
     let mut edit: HashMap<usize, Option<String>> = HashMap::new();
     let mut count = 0;
-    for (i, p) in parsed.iter().enumerate() {
-        let Line::Directive(".type", args) = p else { continue };
-        let Some((name, "@function")) = args.split_once(',').map(|(n, k)| (n.trim(), k.trim())) else { continue };
-        let Some(start) = (i..parsed.len()).find(|&j| parsed[j] == Line::Label(name)) else { continue };
-        let Some(end) = (start..parsed.len())
-            .find(|&j| matches!(parsed[j], Line::Directive(".size", a) if a.split(',').next().map(str::trim) == Some(name)))
-        else {
-            continue;
-        };
+    for (start, end) in function_ranges(&parsed) {
         if let Some(e) = plan(&parsed, start, end)? {
             edit.extend(e);
             count += 1;
         }
     }
-    let mut text = String::with_capacity(asm.len());
-    for (i, line) in lines.iter().enumerate() {
-        match edit.get(&i) {
-            Some(None) => continue,
-            Some(Some(new)) => text.push_str(new),
-            None => text.push_str(line),
-        }
-        text.push('\n');
-    }
-    Ok((text, count))
+    Ok((rewrite(&lines, &edit), count))
 }
 
 #[cfg(test)]
