@@ -11,7 +11,7 @@
 
 use embedded_storage::nor_flash::NorFlash;
 
-use crate::command::{self, Command, ACTION_COPY_RAW, ACTION_LOAD_APP, ARG_EXT_ADDR, ARG_EXT_CRC, EXT_CRC, EXT_IMAGE, EXT_KNOWN, EXT_TRIAL};
+use crate::command::{self, arg, ACTION_COPY_RAW, ACTION_LOAD_APP, ARG_EXT_ADDR, ARG_EXT_CRC, EXT_CRC, EXT_IMAGE, EXT_KNOWN, EXT_TRIAL};
 use crate::copy::{self, Dry, Job, Sink};
 use crate::flash::{self, round_up, SECTOR};
 use crate::image::APP_OFFSET;
@@ -70,21 +70,31 @@ pub enum Boot {
 /// One power-on of the bootloader: handles a command or an interrupted update, writes the
 /// boot report, and says what to boot. Never panics; every flash error ends in `Halt`.
 pub fn boot<F: NorFlash, P: Platform, const EXT: bool>(flash: &mut F, p: &mut P, mem: &mut Mem) -> Boot {
+    match select::<F, P, EXT>(flash, p, mem) {
+        // Only the extension image lives anywhere but 0x1000 (`loader::extension`).
+        Ok(ext) if ext.offset != APP_OFFSET => Boot::Extension(ext),
+        Ok(app) => Boot::App(app),
+        Err(c) => Boot::Halt(c),
+    }
+}
+
+/// [`boot`] as the device calls it: the app to load and jump to (an `offset` other than
+/// 0x1000 is the extension image, [`Boot::Extension`]), or why nothing boots. The `Result`
+/// goes to the device layer as `run` returned it (no copy into a `Boot`).
+pub fn select<F: NorFlash, P: Platform, const EXT: bool>(flash: &mut F, p: &mut P, mem: &mut Mem) -> Result<App, Code> {
     // After a power-on RTC memory is garbage: a command there is never trusted.
-    // Built in place (no zeroing first).
+    // Built in place (no zeroing first); its fields are read from these words (no copy).
     let w: [u32; command::WORDS] = core::array::from_fn(|i| p.rtc_read(i));
     // LOAD_APP is eboot's "just boot"; any other action is refused below.
-    let cmd = Command::decode(&w).filter(|c| !p.cold_boot() && c.action != ACTION_LOAD_APP);
+    let cmd = if !p.cold_boot() && w[1] != ACTION_LOAD_APP && command::valid(&w) { Some(&w) } else { None };
     let mut rep = Report { event: Event::Nothing as u32, code: 0, journal: 0, trial_left: 0 };
-    let next = match run::<F, EXT>(flash, mem, cmd, &mut rep) {
-        // Only the extension image lives anywhere but 0x1000 (`loader::extension`).
-        Ok(ext) if ext.offset != APP_OFFSET => return Boot::Extension(ext),
-        Ok(app) => Boot::App(app),
-        Err(c) => {
-            rep.code = c as u32;
-            Boot::Halt(c)
-        }
-    };
+    let next = run::<F, EXT>(flash, mem, cmd, &mut rep);
+    match &next {
+        // The extension image writes the report.
+        Ok(ext) if ext.offset != APP_OFFSET => return next,
+        Ok(_) => {}
+        Err(c) => rep.code = *c as u32,
+    }
     // The report overwrites the command block: a handled command is cleared either way.
     rep.write(p);
     next
@@ -104,7 +114,10 @@ pub fn power_on<F: NorFlash, P: Platform>(flash: &mut F, p: &mut P, mem: &mut Me
     }
 }
 
-fn run<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: Option<Command>, rep: &mut Report) -> Result<App, Code> {
+/// A valid command block, read in place (`command::arg`).
+type Cmd = [u32; command::WORDS];
+
+fn run<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: Option<&Cmd>, rep: &mut Report) -> Result<App, Code> {
     // The app's `Result` is returned as it is (no copy of the `App` out of it and back).
     let booted = loader::app(flash, APP_OFFSET);
     let journal = match &booted {
@@ -113,10 +126,10 @@ fn run<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: Option<C
             // Tier 1 carries out only the stock contract; anything more is the named
             // extension image's to do, once that image checks out.
             // (The extension image's `Result` is returned as it is: no copy of the `App`.)
-            let r = if EXT || cmd.ext == 0 {
-                start::<F, EXT>(flash, mem, &cmd, app)
+            let r = if EXT || command::ext(cmd) == 0 {
+                start::<F, EXT>(flash, mem, cmd, app)
             } else {
-                match extension(flash, mem, &cmd) {
+                match extension(flash, mem, cmd) {
                     Err(c) => Err(c),
                     ext => return ext,
                 }
@@ -148,28 +161,30 @@ fn run<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: Option<C
 
 /// Tier 1, extended command: only extension flags it knows, `EXT_IMAGE` among them, and a
 /// sound extension image, which is returned for chain-loading.
-fn extension<F: NorFlash>(flash: &mut F, mem: &mut Mem, cmd: &Command) -> Result<App, Code> {
-    if cmd.ext & !EXT_KNOWN != 0 {
+fn extension<F: NorFlash>(flash: &mut F, mem: &mut Mem, cmd: &Cmd) -> Result<App, Code> {
+    let ext = command::ext(cmd);
+    if ext & !EXT_KNOWN != 0 {
         return Err(Code::BadExtension);
     }
-    if cmd.ext & EXT_IMAGE == 0 {
+    if ext & EXT_IMAGE == 0 {
         return Err(Code::NeedsExtension);
     }
-    loader::extension(flash, &mut mem.sector, cmd.args[ARG_EXT_ADDR], cmd.args[ARG_EXT_CRC])
+    loader::extension(flash, &mut mem.sector, arg(cmd, ARG_EXT_ADDR), arg(cmd, ARG_EXT_CRC))
 }
 
 /// Validates a command against flash (no writes until everything checks out), then writes
 /// its journal; returns the journal's address. From the journal on, the update is committed.
-fn start<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: &Command, app: &App) -> Result<u32, Code> {
-    let (src, dst, len) = (cmd.src(), cmd.dst(), cmd.len());
+fn start<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: &Cmd, app: &App) -> Result<u32, Code> {
+    let (src, dst, len) = (arg(cmd, 0), arg(cmd, 1), arg(cmd, 2));
     let cap = flash.capacity() as u32;
     let fs = dst != 0;
-    let trial = EXT && cmd.ext & EXT_TRIAL != 0;
-    if cmd.action != ACTION_COPY_RAW {
+    let ext = command::ext(cmd);
+    let trial = EXT && ext & EXT_TRIAL != 0;
+    if cmd[1] != ACTION_COPY_RAW {
         return Err(Code::BadAction);
     }
     // Tier 1 gets here only for a command without extension flags.
-    if cmd.ext & !EXT_KNOWN != 0 || (fs && trial) {
+    if ext & !EXT_KNOWN != 0 || (fs && trial) {
         return Err(Code::BadExtension);
     }
     if (src | dst) % SECTOR != 0 {
@@ -206,7 +221,7 @@ fn start<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: &Comma
     if !fs && dry.walk.valid().is_none() {
         return Err(Code::BadImage);
     }
-    if EXT && cmd.ext & EXT_CRC != 0 && cmd.args[5] != crc {
+    if EXT && ext & EXT_CRC != 0 && arg(cmd, 5) != crc {
         return Err(Code::CrcMismatch);
     }
 
@@ -221,15 +236,15 @@ fn start<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: &Comma
         return Err(Code::NoSpace);
     }
     let (mut ext_addr, mut ext_crc) = (0, 0);
-    if EXT && cmd.ext & EXT_IMAGE != 0 {
-        (ext_addr, ext_crc) = (cmd.args[ARG_EXT_ADDR], cmd.args[ARG_EXT_CRC]);
+    if EXT && ext & EXT_IMAGE != 0 {
+        (ext_addr, ext_crc) = (arg(cmd, ARG_EXT_ADDR), arg(cmd, ARG_EXT_CRC));
         let ext = loader::extension(flash, &mut mem.sector, ext_addr, ext_crc)?;
         // The update never writes where the extension image lies, so no cut can damage it.
         if ext_addr < free || ext_addr + ext.len > area {
             return Err(Code::ExtImage);
         }
     }
-    let boots = match cmd.args[4] {
+    let boots = match arg(cmd, 4) {
         _ if !trial => 0,
         0 => command::DEFAULT_TRIAL_BOOTS,
         n => n.min(255),

@@ -19,12 +19,16 @@ pub struct App {
     pub offset: u32,
     /// The first 16 bytes as little-endian words.
     pub head: [u32; 4],
-    pub entry: u32,
     /// Image length (header to checksum byte included).
     pub len: u32,
 }
 
 impl App {
+    /// The entry point (image header bytes 4..8).
+    pub fn entry(&self) -> u32 {
+        self.head[1]
+    }
+
     /// The first 16 bytes.
     pub fn head_bytes(&self) -> [u8; 16] {
         let mut b = [0; 16];
@@ -210,7 +214,7 @@ pub fn walk<F: ReadNorFlash>(
         }
         flash::read_words(flash, pos, &mut hb)?;
     }
-    Ok(App { offset, head: *head, entry: head[1], len: padded_len(pos - offset) })
+    Ok(App { offset, head: *head, len: padded_len(pos - offset) })
 }
 
 /// The app at `offset` (flash's own first 16 bytes), if its header and segment table are
