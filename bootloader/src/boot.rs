@@ -70,18 +70,20 @@ pub enum Boot {
 /// One power-on of the bootloader: handles a command or an interrupted update, writes the
 /// boot report, and says what to boot. Never panics; every flash error ends in `Halt`.
 pub fn boot<F: NorFlash, P: Platform, const EXT: bool>(flash: &mut F, p: &mut P, mem: &mut Mem) -> Boot {
-    match select::<F, P, EXT>(flash, p, mem) {
+    let mut app = App { offset: 0, head: [0; 4], len: 0 };
+    match select::<F, P, EXT>(flash, p, mem, &mut app) {
         // Only the extension image lives anywhere but 0x1000 (`loader::extension`).
-        Ok(ext) if ext.offset != APP_OFFSET => Boot::Extension(ext),
-        Ok(app) => Boot::App(app),
+        Ok(()) if app.offset != APP_OFFSET => Boot::Extension(app),
+        Ok(()) => Boot::App(app),
         Err(c) => Boot::Halt(c),
     }
 }
 
-/// [`boot`] as the device calls it: the app to load and jump to (an `offset` other than
-/// 0x1000 is the extension image, [`Boot::Extension`]), or why nothing boots. The `Result`
-/// goes to the device layer as `run` returned it (no copy into a `Boot`).
-pub fn select<F: NorFlash, P: Platform, const EXT: bool>(flash: &mut F, p: &mut P, mem: &mut Mem) -> Result<App, Code> {
+/// [`boot`] as the device calls it: fills `app` with the app to load and jump to (an
+/// `offset` other than 0x1000 is the extension image, [`Boot::Extension`]), or says why
+/// nothing boots. The `App` is built in the caller's slot all the way down (no `App`
+/// returned by value through memory).
+pub fn select<F: NorFlash, P: Platform, const EXT: bool>(flash: &mut F, p: &mut P, mem: &mut Mem, app: &mut App) -> Result<(), Code> {
     // After a power-on RTC memory is garbage: a command there is never trusted.
     // Built in place (no zeroing first); its fields are read from these words (no copy).
     let mut w = [0u32; command::WORDS];
@@ -91,12 +93,12 @@ pub fn select<F: NorFlash, P: Platform, const EXT: bool>(flash: &mut F, p: &mut 
     // LOAD_APP is eboot's "just boot"; any other action is refused below.
     let cmd = if !p.cold_boot() && w[1] != ACTION_LOAD_APP && command::valid(&w) { Some(&w) } else { None };
     let mut rep = Report { event: Event::Nothing as u32, code: 0, journal: 0, trial_left: 0 };
-    let next = run::<F, EXT>(flash, mem, cmd, &mut rep);
-    match &next {
+    let next = run::<F, EXT>(flash, mem, cmd, &mut rep, app);
+    match next {
         // The extension image writes the report.
-        Ok(ext) if ext.offset != APP_OFFSET => return next,
-        Ok(_) => {}
-        Err(c) => rep.code = *c as u32,
+        Ok(()) if app.offset != APP_OFFSET => return next,
+        Ok(()) => {}
+        Err(c) => rep.code = c as u32,
     }
     // The report overwrites the command block: a handled command is cleared either way.
     rep.write(p);
@@ -120,21 +122,24 @@ pub fn power_on<F: NorFlash, P: Platform>(flash: &mut F, p: &mut P, mem: &mut Me
 /// A valid command block, read in place (`command::arg`).
 type Cmd = [u32; command::WORDS];
 
-fn run<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: Option<&Cmd>, rep: &mut Report) -> Result<App, Code> {
-    // The app's `Result` is returned as it is (no copy of the `App` out of it and back).
-    let booted = loader::app(flash, APP_OFFSET);
-    let journal = match &booted {
-        Ok(app) => {
-            let Some(cmd) = cmd else { return booted };
+/// Fills `app` with what boots (see [`select`]).
+fn run<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: Option<&Cmd>, rep: &mut Report, app: &mut App) -> Result<(), Code> {
+    let journal = match loader::check(flash, APP_OFFSET, app) {
+        Ok(()) => {
+            let Some(cmd) = cmd else { return Ok(()) };
             // Tier 1 carries out only the stock contract; anything more is the named
             // extension image's to do, once that image checks out.
-            // (The extension image's `Result` is returned as it is: no copy of the `App`.)
             let r = if EXT || command::ext(cmd) == 0 {
                 start::<F, EXT>(flash, mem, cmd, app)
             } else {
-                match extension(flash, mem, cmd) {
+                // Checked in its own slot: a refused one leaves the app to boot.
+                let mut ext = App { offset: 0, head: [0; 4], len: 0 };
+                match extension(flash, mem, cmd, &mut ext) {
                     Err(c) => Err(c),
-                    ext => return ext,
+                    Ok(()) => {
+                        *app = ext;
+                        return Ok(());
+                    }
                 }
             };
             match r {
@@ -145,7 +150,7 @@ fn run<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: Option<&
                 Err(c) => {
                     rep.event = Event::Rejected as u32;
                     rep.code = c as u32;
-                    return booted;
+                    return Ok(());
                 }
             }
         }
@@ -159,12 +164,12 @@ fn run<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: Option<&
             j
         }
     };
-    finish::<F, EXT>(flash, mem, journal, rep)
+    finish::<F, EXT>(flash, mem, journal, rep, app)
 }
 
 /// Tier 1, extended command: only extension flags it knows, `EXT_IMAGE` among them, and a
 /// sound extension image, which is returned for chain-loading.
-fn extension<F: NorFlash>(flash: &mut F, mem: &mut Mem, cmd: &Cmd) -> Result<App, Code> {
+fn extension<F: NorFlash>(flash: &mut F, mem: &mut Mem, cmd: &Cmd, ext_app: &mut App) -> Result<(), Code> {
     let ext = command::ext(cmd);
     if ext & !EXT_KNOWN != 0 {
         return Err(Code::BadExtension);
@@ -172,7 +177,7 @@ fn extension<F: NorFlash>(flash: &mut F, mem: &mut Mem, cmd: &Cmd) -> Result<App
     if ext & EXT_IMAGE == 0 {
         return Err(Code::NeedsExtension);
     }
-    loader::extension(flash, &mut mem.sector, arg(cmd, ARG_EXT_ADDR), arg(cmd, ARG_EXT_CRC))
+    loader::extension(flash, &mut mem.sector, arg(cmd, ARG_EXT_ADDR), arg(cmd, ARG_EXT_CRC), ext_app)
 }
 
 /// Validates a command against flash (no writes until everything checks out), then writes
@@ -241,7 +246,8 @@ fn start<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: &Cmd, 
     let (mut ext_addr, mut ext_crc) = (0, 0);
     if EXT && ext & EXT_IMAGE != 0 {
         (ext_addr, ext_crc) = (arg(cmd, ARG_EXT_ADDR), arg(cmd, ARG_EXT_CRC));
-        let ext = loader::extension(flash, &mut mem.sector, ext_addr, ext_crc)?;
+        let mut ext = App { offset: 0, head: [0; 4], len: 0 };
+        loader::extension(flash, &mut mem.sector, ext_addr, ext_crc, &mut ext)?;
         // The update never writes where the extension image lies, so no cut can damage it.
         if ext_addr < free || ext_addr + ext.len > area {
             return Err(Code::ExtImage);
@@ -265,7 +271,7 @@ fn start<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: &Cmd, 
 /// Carries a journaled update to its end from whatever state the log shows. Every step is
 /// idempotent, so this is also the recovery after a power cut at any instant. Tier 1 hands
 /// a journal that names an extension image to that image.
-fn finish<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, addr: u32, rep: &mut Report) -> Result<App, Code> {
+fn finish<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, addr: u32, rep: &mut Report, app: &mut App) -> Result<(), Code> {
     // Read back from flash, also right after `start` wrote it: one path for both.
     let mut w = [0u32; WORDS];
     if !jn::load(flash, addr, &mut w) {
@@ -274,7 +280,7 @@ fn finish<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, addr: u32,
     if !EXT && w[jn::EXT_ADDR] != 0 {
         // The extension image lies where the update never writes; checked on every boot
         // all the same (a cut while checking or loading it just repeats this).
-        return loader::extension(flash, &mut mem.sector, w[jn::EXT_ADDR], w[jn::EXT_CRC]);
+        return loader::extension(flash, &mut mem.sector, w[jn::EXT_ADDR], w[jn::EXT_CRC], app);
     }
     let mut st = jn::state::<F, EXT>(flash, addr)?;
     let fs = w[jn::FLAGS] & F_FS != 0;
@@ -318,7 +324,8 @@ fn finish<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, addr: u32,
                 rep.event = Event::Trial as u32;
                 // `log` leaves the count as read: this boot is one more.
                 rep.trial_left = boots - st.trial_boots - 1;
-                return loader::walk(flash, APP_OFFSET, head, &mut |_, _| true);
+                *app = App { offset: APP_OFFSET, head: *head, len: 0 };
+                return loader::check_head(flash, app);
             }
             if !st.has(L_ROLLBACK) {
                 jn::log(flash, &mut st, L_ROLLBACK)?;
@@ -335,7 +342,7 @@ fn finish<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, addr: u32,
         }
         jn::step(flash, addr, L_DONE)?;
     }
-    loader::app(flash, APP_OFFSET)
+    loader::check(flash, APP_OFFSET, app)
 }
 
 /// Copies a backed-up app (or app sector) at `from` back to 0x1000, its `head` last (the
