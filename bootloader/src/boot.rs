@@ -16,7 +16,7 @@ use crate::copy::{self, Dry, Job, Sink};
 use crate::flash::{self, round_up, SECTOR};
 use crate::image::APP_OFFSET;
 use crate::inflate;
-use crate::journal::{self as jn, Journal, F_FS, F_GZIP, F_TRIAL};
+use crate::journal::{self as jn, F_FS, F_GZIP, F_TRIAL};
 use crate::journal::{L_BACKED_UP, L_CONFIRMED, L_COPIED, L_DONE, L_ROLLBACK, L_TRIAL_BOOT, WORDS};
 use crate::loader::{self, App};
 use crate::platform::Platform;
@@ -124,13 +124,15 @@ type Cmd = [u32; command::WORDS];
 
 /// Fills `app` with what boots (see [`select`]).
 fn run<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: Option<&Cmd>, rep: &mut Report, app: &mut App) -> Result<(), Code> {
+    // The journal header's words: built by `start`, read back by `finish` (one buffer).
+    let mut w = [0u32; WORDS];
     let journal = match loader::check(flash, APP_OFFSET, app) {
         Ok(()) => {
             let Some(cmd) = cmd else { return Ok(()) };
             // Tier 1 carries out only the stock contract; anything more is the named
             // extension image's to do, once that image checks out.
             let r = if EXT || command::ext(cmd) == 0 {
-                start::<F, EXT>(flash, mem, cmd, app)
+                start::<F, EXT>(flash, mem, cmd, app, &mut w)
             } else {
                 // Checked in its own slot: a refused one leaves the app to boot.
                 let mut ext = App { offset: 0, head: [0; 4], len: 0 };
@@ -164,7 +166,7 @@ fn run<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: Option<&
             j
         }
     };
-    finish::<F, EXT>(flash, mem, journal, rep, app)
+    finish::<F, EXT>(flash, mem, journal, &mut w, rep, app)
 }
 
 /// Tier 1, extended command: only extension flags it knows, `EXT_IMAGE` among them, and a
@@ -182,7 +184,7 @@ fn extension<F: NorFlash>(flash: &mut F, mem: &mut Mem, cmd: &Cmd, ext_app: &mut
 
 /// Validates a command against flash (no writes until everything checks out), then writes
 /// its journal; returns the journal's address. From the journal on, the update is committed.
-fn start<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: &Cmd, app: &App) -> Result<u32, Code> {
+fn start<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: &Cmd, app: &App, w: &mut [u32; WORDS]) -> Result<u32, Code> {
     let (src, dst, len) = (arg(cmd, 0), arg(cmd, 1), arg(cmd, 2));
     let cap = flash.capacity() as u32;
     let fs = dst != 0;
@@ -261,20 +263,18 @@ fn start<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: &Cmd, 
     let flags = (gzip as u32 * F_GZIP) | (fs as u32 * F_FS) | (trial as u32 * F_TRIAL) | (boots << 24);
     let seq = jn::search(flash).1.wrapping_add(1);
     let (h, o) = (dry.walk.head, app.head);
-    let w = [0, seq, src, len, dst, out.len, crc, flags, low, backup_len, h[0], h[1], h[2], h[3], o[0], o[1], o[2], o[3], ext_addr, ext_crc, 0];
-    let mut j = Journal { addr: area, w };
+    *w = [0, seq, src, len, dst, out.len, crc, flags, low, backup_len, h[0], h[1], h[2], h[3], o[0], o[1], o[2], o[3], ext_addr, ext_crc, 0];
     flash::erase(flash, area)?;
-    j.write(flash)?;
+    jn::write(flash, area, w)?;
     Ok(area)
 }
 
 /// Carries a journaled update to its end from whatever state the log shows. Every step is
 /// idempotent, so this is also the recovery after a power cut at any instant. Tier 1 hands
 /// a journal that names an extension image to that image.
-fn finish<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, addr: u32, rep: &mut Report, app: &mut App) -> Result<(), Code> {
+fn finish<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, addr: u32, w: &mut [u32; WORDS], rep: &mut Report, app: &mut App) -> Result<(), Code> {
     // Read back from flash, also right after `start` wrote it: one path for both.
-    let mut w = [0u32; WORDS];
-    if !jn::load(flash, addr, &mut w) {
+    if !jn::load(flash, addr, w) {
         return Err(Code::NoApp);
     }
     if !EXT && w[jn::EXT_ADDR] != 0 {
@@ -286,7 +286,7 @@ fn finish<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, addr: u32,
     let fs = w[jn::FLAGS] & F_FS != 0;
     let (backup, backup_len) = (w[jn::BACKUP], w[jn::BACKUP_LEN]);
     // References into `w`, not copies (constant ranges: no bounds checks remain).
-    let (head, old_head) = (words4(&w, jn::HEAD), words4(&w, jn::OLD_HEAD));
+    let (head, old_head) = (words4(w, jn::HEAD), words4(w, jn::OLD_HEAD));
     rep.journal = addr;
     if !st.has(L_DONE) {
         let trial = EXT && w[jn::FLAGS] & F_TRIAL != 0;
