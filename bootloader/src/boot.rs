@@ -85,13 +85,10 @@ pub fn boot<F: NorFlash, P: Platform, const EXT: bool>(flash: &mut F, p: &mut P,
 /// returned by value through memory).
 pub fn select<F: NorFlash, P: Platform, const EXT: bool>(flash: &mut F, p: &mut P, mem: &mut Mem, app: &mut App) -> Result<(), Code> {
     // After a power-on RTC memory is garbage: a command there is never trusted.
-    // Built in place (no zeroing first); its fields are read from these words (no copy).
-    let mut w = [0u32; command::WORDS];
-    for (i, v) in w.iter_mut().enumerate() {
-        *v = p.rtc_read(i);
-    }
+    // A command is read where it is, in RTC memory (no copy).
+    let w = p.rtc();
     // LOAD_APP is eboot's "just boot"; any other action is refused below.
-    let cmd = if !p.cold_boot() && w[1] != ACTION_LOAD_APP && command::valid(&w) { Some(&w) } else { None };
+    let cmd = if !p.cold_boot() && w[1] != ACTION_LOAD_APP && command::valid(w) { Some(w) } else { None };
     let mut rep = Report { event: Event::Nothing as u32, code: 0, journal: 0, trial_left: 0 };
     let next = run::<F, EXT>(flash, mem, cmd, &mut rep, app);
     match next {
