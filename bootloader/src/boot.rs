@@ -131,14 +131,14 @@ fn run<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: Option<&
             let r = if EXT || command::ext(cmd) == 0 {
                 start::<F, EXT>(flash, mem, cmd, app, &mut w)
             } else {
-                // Checked in its own slot: a refused one leaves the app to boot.
-                let mut ext = App { offset: 0, head: [0; 4], len: 0 };
-                match extension(flash, mem, cmd, &mut ext) {
-                    Err(c) => Err(c),
-                    Ok(()) => {
-                        *app = ext;
-                        return Ok(());
+                match extension(flash, mem, cmd, app) {
+                    // The check of a refused image left garbage in `app`: the app at
+                    // 0x1000 (nothing was written) is checked into it again.
+                    Err(c) => {
+                        loader::check(flash, APP_OFFSET, app)?;
+                        Err(c)
                     }
+                    ok => return ok,
                 }
             };
             match r {
