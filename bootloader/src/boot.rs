@@ -20,7 +20,7 @@ use crate::journal::{self as jn, F_FS, F_GZIP, F_TRIAL};
 use crate::journal::{L_BACKED_UP, L_CONFIRMED, L_COPIED, L_DONE, L_ROLLBACK, L_TRIAL_BOOT, WORDS};
 use crate::loader::{self, App};
 use crate::platform::Platform;
-use crate::report::{Code, Event, Report};
+use crate::report::{self, Code, Event};
 
 /// `EXT` of the sector-0 build.
 pub const TIER1: bool = false;
@@ -89,16 +89,16 @@ pub fn select<F: NorFlash, P: Platform, const EXT: bool>(flash: &mut F, p: &mut 
     let w = p.rtc();
     // LOAD_APP is eboot's "just boot"; any other action is refused below.
     let cmd = if !p.cold_boot() && w[1] != ACTION_LOAD_APP && command::valid(w) { Some(w) } else { None };
-    let mut rep = Report { event: Event::Nothing as u32, code: 0, journal: 0, trial_left: 0 };
+    let mut rep = report::new();
     let next = run::<F, EXT>(flash, mem, cmd, &mut rep, app);
     match next {
         // The extension image writes the report.
         Ok(()) if app.offset != APP_OFFSET => return next,
         Ok(()) => {}
-        Err(c) => rep.code = c as u32,
+        Err(c) => rep[report::CODE] = c as u32,
     }
     // The report overwrites the command block: a handled command is cleared either way.
-    rep.write(p);
+    report::write(p, &mut rep);
     next
 }
 
@@ -116,11 +116,14 @@ pub fn power_on<F: NorFlash, P: Platform>(flash: &mut F, p: &mut P, mem: &mut Me
     }
 }
 
+/// The boot report's words (`report::new`), filled in as the flow goes.
+type Rep = [u32; 6];
+
 /// A valid command block, read in place (`command::arg`).
 type Cmd = [u32; command::WORDS];
 
 /// Fills `app` with what boots (see [`select`]).
-fn run<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: Option<&Cmd>, rep: &mut Report, app: &mut App) -> Result<(), Code> {
+fn run<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: Option<&Cmd>, rep: &mut Rep, app: &mut App) -> Result<(), Code> {
     // The journal header's words: built by `start`, read back by `finish` (one buffer).
     let mut w = [0u32; WORDS];
     let journal = match loader::check(flash, APP_OFFSET, app) {
@@ -143,12 +146,12 @@ fn run<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: Option<&
             };
             match r {
                 Ok(j) => {
-                    rep.event = Event::Applied as u32;
+                    rep[report::EVENT] = Event::Applied as u32;
                     j
                 }
                 Err(c) => {
-                    rep.event = Event::Rejected as u32;
-                    rep.code = c as u32;
+                    rep[report::EVENT] = Event::Rejected as u32;
+                    rep[report::CODE] = c as u32;
                     return Ok(());
                 }
             }
@@ -159,7 +162,7 @@ fn run<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: Option<&
             if j == 0 {
                 return Err(Code::NoApp);
             }
-            rep.event = Event::Resumed as u32;
+            rep[report::EVENT] = Event::Resumed as u32;
             j
         }
     };
@@ -269,7 +272,7 @@ fn start<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: &Cmd, 
 /// Carries a journaled update to its end from whatever state the log shows. Every step is
 /// idempotent, so this is also the recovery after a power cut at any instant. Tier 1 hands
 /// a journal that names an extension image to that image.
-fn finish<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, addr: u32, w: &mut [u32; WORDS], rep: &mut Report, app: &mut App) -> Result<(), Code> {
+fn finish<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, addr: u32, w: &mut [u32; WORDS], rep: &mut Rep, app: &mut App) -> Result<(), Code> {
     // Read back from flash, also right after `start` wrote it: one path for both.
     if !jn::load(flash, addr, w) {
         return Err(Code::NoApp);
@@ -284,7 +287,7 @@ fn finish<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, addr: u32,
     let (backup, backup_len) = (w[jn::BACKUP], w[jn::BACKUP_LEN]);
     // References into `w`, not copies (constant ranges: no bounds checks remain).
     let (head, old_head) = (words4(w, jn::HEAD), words4(w, jn::OLD_HEAD));
-    rep.journal = addr;
+    rep[report::JOURNAL] = addr;
     if !st.has(L_DONE) {
         let trial = EXT && w[jn::FLAGS] & F_TRIAL != 0;
         if !st.has(L_COPIED) {
@@ -318,9 +321,9 @@ fn finish<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, addr: u32,
             let boots = w[jn::FLAGS] >> 24;
             if !st.has(L_ROLLBACK) && st.trial_boots < boots {
                 jn::log(flash, &mut st, L_TRIAL_BOOT)?;
-                rep.event = Event::Trial as u32;
+                rep[report::EVENT] = Event::Trial as u32;
                 // `log` leaves the count as read: this boot is one more.
-                rep.trial_left = boots - st.trial_boots - 1;
+                rep[report::TRIAL_LEFT] = boots - st.trial_boots - 1;
                 *app = App { offset: APP_OFFSET, head: *head, len: 0 };
                 return loader::check_head(flash, app);
             }
@@ -335,7 +338,7 @@ fn finish<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, addr: u32,
             flash::write_words(flash, APP_OFFSET, head)?;
         }
         if rollback {
-            rep.event = Event::RolledBack as u32;
+            rep[report::EVENT] = Event::RolledBack as u32;
         }
         jn::step(flash, addr, L_DONE)?;
     }
