@@ -212,6 +212,10 @@ fn start<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: &Cmd, 
     if src < app_end || (fs && dst < round_up(src + len)) {
         return Err(Code::Overlap);
     }
+    w[jn::SRC] = src;
+    w[jn::LEN] = len;
+    w[jn::DST] = dst;
+    w[jn::OLD_HEAD..jn::OLD_HEAD + 4].copy_from_slice(&app.head);
     let mut magic = [0u32];
     flash::read_words(flash, src, &mut magic)?;
     let gzip = magic[0] & 0xFFFF == 0x8B1F;
@@ -262,8 +266,17 @@ fn start<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: &Cmd, 
     };
     let flags = (gzip as u32 * F_GZIP) | (fs as u32 * F_FS) | (trial as u32 * F_TRIAL) | (boots << 24);
     let seq = jn::search(flash).1.wrapping_add(1);
-    let (h, o) = (dry.walk.head, app.head);
-    *w = [0, seq, src, len, dst, out.len, crc, flags, low, backup_len, h[0], h[1], h[2], h[3], o[0], o[1], o[2], o[3], ext_addr, ext_crc, 0];
+    // Every word but the magic and the CRC (`jn::write`), at constant indices (no copy of
+    // the whole header through registers).
+    w[jn::SEQ] = seq;
+    w[jn::OUT_LEN] = out.len;
+    w[jn::CRC] = crc;
+    w[jn::FLAGS] = flags;
+    w[jn::BACKUP] = low;
+    w[jn::BACKUP_LEN] = backup_len;
+    w[jn::HEAD..jn::HEAD + 4].copy_from_slice(&dry.walk.head);
+    w[jn::EXT_ADDR] = ext_addr;
+    w[jn::EXT_CRC] = ext_crc;
     flash::erase(flash, area)?;
     jn::write(flash, area, w)?;
     Ok(area)
