@@ -11,16 +11,16 @@
 
 use embedded_storage::nor_flash::NorFlash;
 
-use crate::command::{self, Command, ACTION_COPY_RAW, ACTION_LOAD_APP, ARG_EXT_ADDR, ARG_EXT_CRC, EXT_CRC, EXT_IMAGE, EXT_KNOWN, EXT_TRIAL};
+use crate::command::{self, arg, ACTION_COPY_RAW, ACTION_LOAD_APP, ARG_EXT_ADDR, ARG_EXT_CRC, EXT_CRC, EXT_IMAGE, EXT_KNOWN, EXT_TRIAL};
 use crate::copy::{self, Dry, Job, Sink};
 use crate::flash::{self, round_up, SECTOR};
 use crate::image::APP_OFFSET;
 use crate::inflate;
-use crate::journal::{self as jn, Journal, F_FS, F_GZIP, F_TRIAL};
+use crate::journal::{self as jn, F_FS, F_GZIP, F_TRIAL};
 use crate::journal::{L_BACKED_UP, L_CONFIRMED, L_COPIED, L_DONE, L_ROLLBACK, L_TRIAL_BOOT, WORDS};
 use crate::loader::{self, App};
 use crate::platform::Platform;
-use crate::report::{Code, Event, Report};
+use crate::report::{self, Code, Event};
 
 /// `EXT` of the sector-0 build.
 pub const TIER1: bool = false;
@@ -70,23 +70,35 @@ pub enum Boot {
 /// One power-on of the bootloader: handles a command or an interrupted update, writes the
 /// boot report, and says what to boot. Never panics; every flash error ends in `Halt`.
 pub fn boot<F: NorFlash, P: Platform, const EXT: bool>(flash: &mut F, p: &mut P, mem: &mut Mem) -> Boot {
-    // After a power-on RTC memory is garbage: a command there is never trusted.
-    // Built in place (no zeroing first).
-    let w: [u32; command::WORDS] = core::array::from_fn(|i| p.rtc_read(i));
-    // LOAD_APP is eboot's "just boot"; any other action is refused below.
-    let cmd = Command::decode(&w).filter(|c| !p.cold_boot() && c.action != ACTION_LOAD_APP);
-    let mut rep = Report { event: Event::Nothing as u32, code: 0, journal: 0, trial_left: 0 };
-    let next = match run::<F, EXT>(flash, mem, cmd, &mut rep) {
+    let mut app = App { offset: 0, head: [0; 4], len: 0 };
+    match select::<F, P, EXT>(flash, p, mem, &mut app) {
         // Only the extension image lives anywhere but 0x1000 (`loader::extension`).
-        Ok(ext) if ext.offset != APP_OFFSET => return Boot::Extension(ext),
-        Ok(app) => Boot::App(app),
-        Err(c) => {
-            rep.code = c as u32;
-            Boot::Halt(c)
-        }
-    };
+        Ok(()) if app.offset != APP_OFFSET => Boot::Extension(app),
+        Ok(()) => Boot::App(app),
+        Err(c) => Boot::Halt(c),
+    }
+}
+
+/// [`boot`] as the device calls it: fills `app` with the app to load and jump to (an
+/// `offset` other than 0x1000 is the extension image, [`Boot::Extension`]), or says why
+/// nothing boots. The `App` is built in the caller's slot all the way down (no `App`
+/// returned by value through memory).
+pub fn select<F: NorFlash, P: Platform, const EXT: bool>(flash: &mut F, p: &mut P, mem: &mut Mem, app: &mut App) -> Result<(), Code> {
+    // After a power-on RTC memory is garbage: a command there is never trusted.
+    // A command is read where it is, in RTC memory (no copy).
+    let w = p.rtc();
+    // LOAD_APP is eboot's "just boot"; any other action is refused below.
+    let cmd = if !p.cold_boot() && w[1] != ACTION_LOAD_APP && command::valid(w) { Some(w) } else { None };
+    let mut rep = report::new();
+    let next = run::<F, EXT>(flash, mem, cmd, &mut rep, app);
+    match next {
+        // The extension image writes the report.
+        Ok(()) if app.offset != APP_OFFSET => return next,
+        Ok(()) => {}
+        Err(c) => rep[report::CODE] = c as u32,
+    }
     // The report overwrites the command block: a handled command is cleared either way.
-    rep.write(p);
+    report::write(p, &mut rep);
     next
 }
 
@@ -104,32 +116,43 @@ pub fn power_on<F: NorFlash, P: Platform>(flash: &mut F, p: &mut P, mem: &mut Me
     }
 }
 
-fn run<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: Option<Command>, rep: &mut Report) -> Result<App, Code> {
-    // The app's `Result` is returned as it is (no copy of the `App` out of it and back).
-    let booted = loader::app(flash, APP_OFFSET);
-    let journal = match &booted {
-        Ok(app) => {
-            let Some(cmd) = cmd else { return booted };
+/// The boot report's words (`report::new`), filled in as the flow goes.
+type Rep = [u32; 6];
+
+/// A valid command block, read in place (`command::arg`).
+type Cmd = [u32; command::WORDS];
+
+/// Fills `app` with what boots (see [`select`]).
+fn run<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: Option<&Cmd>, rep: &mut Rep, app: &mut App) -> Result<(), Code> {
+    // The journal header's words: built by `start`, read back by `finish` (one buffer).
+    let mut w = [0u32; WORDS];
+    let journal = match loader::check(flash, APP_OFFSET, app) {
+        Ok(()) => {
+            let Some(cmd) = cmd else { return Ok(()) };
             // Tier 1 carries out only the stock contract; anything more is the named
             // extension image's to do, once that image checks out.
-            // (The extension image's `Result` is returned as it is: no copy of the `App`.)
-            let r = if EXT || cmd.ext == 0 {
-                start::<F, EXT>(flash, mem, &cmd, app)
+            let r = if EXT || command::ext(cmd) == 0 {
+                start::<F, EXT>(flash, mem, cmd, app, &mut w)
             } else {
-                match extension(flash, mem, &cmd) {
-                    Err(c) => Err(c),
-                    ext => return ext,
+                match extension(flash, mem, cmd, app) {
+                    // The check of a refused image left garbage in `app`: the app at
+                    // 0x1000 (nothing was written) is checked into it again.
+                    Err(c) => {
+                        loader::check(flash, APP_OFFSET, app)?;
+                        Err(c)
+                    }
+                    ok => return ok,
                 }
             };
             match r {
                 Ok(j) => {
-                    rep.event = Event::Applied as u32;
+                    rep[report::EVENT] = Event::Applied as u32;
                     j
                 }
                 Err(c) => {
-                    rep.event = Event::Rejected as u32;
-                    rep.code = c as u32;
-                    return booted;
+                    rep[report::EVENT] = Event::Rejected as u32;
+                    rep[report::CODE] = c as u32;
+                    return Ok(());
                 }
             }
         }
@@ -139,37 +162,39 @@ fn run<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: Option<C
             if j == 0 {
                 return Err(Code::NoApp);
             }
-            rep.event = Event::Resumed as u32;
+            rep[report::EVENT] = Event::Resumed as u32;
             j
         }
     };
-    finish::<F, EXT>(flash, mem, journal, rep)
+    finish::<F, EXT>(flash, mem, journal, &mut w, rep, app)
 }
 
 /// Tier 1, extended command: only extension flags it knows, `EXT_IMAGE` among them, and a
 /// sound extension image, which is returned for chain-loading.
-fn extension<F: NorFlash>(flash: &mut F, mem: &mut Mem, cmd: &Command) -> Result<App, Code> {
-    if cmd.ext & !EXT_KNOWN != 0 {
+fn extension<F: NorFlash>(flash: &mut F, mem: &mut Mem, cmd: &Cmd, ext_app: &mut App) -> Result<(), Code> {
+    let ext = command::ext(cmd);
+    if ext & !EXT_KNOWN != 0 {
         return Err(Code::BadExtension);
     }
-    if cmd.ext & EXT_IMAGE == 0 {
+    if ext & EXT_IMAGE == 0 {
         return Err(Code::NeedsExtension);
     }
-    loader::extension(flash, &mut mem.sector, cmd.args[ARG_EXT_ADDR], cmd.args[ARG_EXT_CRC])
+    loader::extension(flash, &mut mem.sector, arg(cmd, ARG_EXT_ADDR), arg(cmd, ARG_EXT_CRC), ext_app)
 }
 
 /// Validates a command against flash (no writes until everything checks out), then writes
 /// its journal; returns the journal's address. From the journal on, the update is committed.
-fn start<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: &Command, app: &App) -> Result<u32, Code> {
-    let (src, dst, len) = (cmd.src(), cmd.dst(), cmd.len());
+fn start<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: &Cmd, app: &App, w: &mut [u32; WORDS]) -> Result<u32, Code> {
+    let (src, dst, len) = (arg(cmd, 0), arg(cmd, 1), arg(cmd, 2));
     let cap = flash.capacity() as u32;
     let fs = dst != 0;
-    let trial = EXT && cmd.ext & EXT_TRIAL != 0;
-    if cmd.action != ACTION_COPY_RAW {
+    let ext = command::ext(cmd);
+    let trial = EXT && ext & EXT_TRIAL != 0;
+    if cmd[1] != ACTION_COPY_RAW {
         return Err(Code::BadAction);
     }
     // Tier 1 gets here only for a command without extension flags.
-    if cmd.ext & !EXT_KNOWN != 0 || (fs && trial) {
+    if ext & !EXT_KNOWN != 0 || (fs && trial) {
         return Err(Code::BadExtension);
     }
     if (src | dst) % SECTOR != 0 {
@@ -187,6 +212,10 @@ fn start<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: &Comma
     if src < app_end || (fs && dst < round_up(src + len)) {
         return Err(Code::Overlap);
     }
+    w[jn::SRC] = src;
+    w[jn::LEN] = len;
+    w[jn::DST] = dst;
+    w[jn::OLD_HEAD..jn::OLD_HEAD + 4].copy_from_slice(&app.head);
     let mut magic = [0u32];
     flash::read_words(flash, src, &mut magic)?;
     let gzip = magic[0] & 0xFFFF == 0x8B1F;
@@ -206,7 +235,7 @@ fn start<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: &Comma
     if !fs && dry.walk.valid().is_none() {
         return Err(Code::BadImage);
     }
-    if EXT && cmd.ext & EXT_CRC != 0 && cmd.args[5] != crc {
+    if EXT && ext & EXT_CRC != 0 && arg(cmd, 5) != crc {
         return Err(Code::CrcMismatch);
     }
 
@@ -221,49 +250,57 @@ fn start<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: &Comma
         return Err(Code::NoSpace);
     }
     let (mut ext_addr, mut ext_crc) = (0, 0);
-    if EXT && cmd.ext & EXT_IMAGE != 0 {
-        (ext_addr, ext_crc) = (cmd.args[ARG_EXT_ADDR], cmd.args[ARG_EXT_CRC]);
-        let ext = loader::extension(flash, &mut mem.sector, ext_addr, ext_crc)?;
+    if EXT && ext & EXT_IMAGE != 0 {
+        (ext_addr, ext_crc) = (arg(cmd, ARG_EXT_ADDR), arg(cmd, ARG_EXT_CRC));
+        let mut ext = App { offset: 0, head: [0; 4], len: 0 };
+        loader::extension(flash, &mut mem.sector, ext_addr, ext_crc, &mut ext)?;
         // The update never writes where the extension image lies, so no cut can damage it.
         if ext_addr < free || ext_addr + ext.len > area {
             return Err(Code::ExtImage);
         }
     }
-    let boots = match cmd.args[4] {
+    let boots = match arg(cmd, 4) {
         _ if !trial => 0,
         0 => command::DEFAULT_TRIAL_BOOTS,
         n => n.min(255),
     };
     let flags = (gzip as u32 * F_GZIP) | (fs as u32 * F_FS) | (trial as u32 * F_TRIAL) | (boots << 24);
     let seq = jn::search(flash).1.wrapping_add(1);
-    let (h, o) = (dry.walk.head, app.head);
-    let w = [0, seq, src, len, dst, out.len, crc, flags, low, backup_len, h[0], h[1], h[2], h[3], o[0], o[1], o[2], o[3], ext_addr, ext_crc, 0];
-    let mut j = Journal { addr: area, w };
+    // Every word but the magic and the CRC (`jn::write`), at constant indices (no copy of
+    // the whole header through registers).
+    w[jn::SEQ] = seq;
+    w[jn::OUT_LEN] = out.len;
+    w[jn::CRC] = crc;
+    w[jn::FLAGS] = flags;
+    w[jn::BACKUP] = low;
+    w[jn::BACKUP_LEN] = backup_len;
+    w[jn::HEAD..jn::HEAD + 4].copy_from_slice(&dry.walk.head);
+    w[jn::EXT_ADDR] = ext_addr;
+    w[jn::EXT_CRC] = ext_crc;
     flash::erase(flash, area)?;
-    j.write(flash)?;
+    jn::write(flash, area, w)?;
     Ok(area)
 }
 
 /// Carries a journaled update to its end from whatever state the log shows. Every step is
 /// idempotent, so this is also the recovery after a power cut at any instant. Tier 1 hands
 /// a journal that names an extension image to that image.
-fn finish<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, addr: u32, rep: &mut Report) -> Result<App, Code> {
+fn finish<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, addr: u32, w: &mut [u32; WORDS], rep: &mut Rep, app: &mut App) -> Result<(), Code> {
     // Read back from flash, also right after `start` wrote it: one path for both.
-    let mut w = [0u32; WORDS];
-    if !jn::load(flash, addr, &mut w) {
+    if !jn::load(flash, addr, w) {
         return Err(Code::NoApp);
     }
     if !EXT && w[jn::EXT_ADDR] != 0 {
         // The extension image lies where the update never writes; checked on every boot
         // all the same (a cut while checking or loading it just repeats this).
-        return loader::extension(flash, &mut mem.sector, w[jn::EXT_ADDR], w[jn::EXT_CRC]);
+        return loader::extension(flash, &mut mem.sector, w[jn::EXT_ADDR], w[jn::EXT_CRC], app);
     }
     let mut st = jn::state::<F, EXT>(flash, addr)?;
     let fs = w[jn::FLAGS] & F_FS != 0;
     let (backup, backup_len) = (w[jn::BACKUP], w[jn::BACKUP_LEN]);
     // References into `w`, not copies (constant ranges: no bounds checks remain).
-    let (head, old_head) = (words4(&w, jn::HEAD), words4(&w, jn::OLD_HEAD));
-    rep.journal = addr;
+    let (head, old_head) = (words4(w, jn::HEAD), words4(w, jn::OLD_HEAD));
+    rep[report::JOURNAL] = addr;
     if !st.has(L_DONE) {
         let trial = EXT && w[jn::FLAGS] & F_TRIAL != 0;
         if !st.has(L_COPIED) {
@@ -297,10 +334,11 @@ fn finish<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, addr: u32,
             let boots = w[jn::FLAGS] >> 24;
             if !st.has(L_ROLLBACK) && st.trial_boots < boots {
                 jn::log(flash, &mut st, L_TRIAL_BOOT)?;
-                rep.event = Event::Trial as u32;
+                rep[report::EVENT] = Event::Trial as u32;
                 // `log` leaves the count as read: this boot is one more.
-                rep.trial_left = boots - st.trial_boots - 1;
-                return loader::walk(flash, APP_OFFSET, head, &mut |_, _| true);
+                rep[report::TRIAL_LEFT] = boots - st.trial_boots - 1;
+                *app = App { offset: APP_OFFSET, head: *head, len: 0 };
+                return loader::check_head(flash, app);
             }
             if !st.has(L_ROLLBACK) {
                 jn::log(flash, &mut st, L_ROLLBACK)?;
@@ -313,11 +351,11 @@ fn finish<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, addr: u32,
             flash::write_words(flash, APP_OFFSET, head)?;
         }
         if rollback {
-            rep.event = Event::RolledBack as u32;
+            rep[report::EVENT] = Event::RolledBack as u32;
         }
         jn::step(flash, addr, L_DONE)?;
     }
-    loader::app(flash, APP_OFFSET)
+    loader::check(flash, APP_OFFSET, app)
 }
 
 /// Copies a backed-up app (or app sector) at `from` back to 0x1000, its `head` last (the

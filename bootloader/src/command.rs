@@ -54,6 +54,22 @@ pub fn block_crc(words: &[u32; WORDS]) -> u32 {
     crate::crc::mpeg2(&words[..WORDS - 1])
 }
 
+/// Whether a block passes eboot's own checks (magic under mask, CRC). The bootloader reads
+/// a valid block's fields in place with [`ext`] and [`arg`] (no decoded copy).
+pub fn valid(words: &[u32; WORDS]) -> bool {
+    words[0] & MAGIC_MASK == MAGIC && block_crc(words) == words[WORDS - 1]
+}
+
+/// The extension flags of a block (`Command::ext`).
+pub fn ext(words: &[u32; WORDS]) -> u32 {
+    words[0] & !MAGIC_MASK
+}
+
+/// args[i] of a block (`Command::args[i]`); `i < WORDS - 3`.
+pub fn arg(words: &[u32; WORDS], i: usize) -> u32 {
+    words[(i + 2) & (WORDS - 1)]
+}
+
 /// A command block that passed eboot's own checks (magic under mask, CRC).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Command {
@@ -87,7 +103,7 @@ impl Command {
 
     /// Reads a block the way eboot does: `None` when the magic or CRC is wrong.
     pub fn decode(words: &[u32; WORDS]) -> Option<Command> {
-        if words[0] & MAGIC_MASK != MAGIC || block_crc(words) != words[WORDS - 1] {
+        if !valid(words) {
             return None;
         }
         let mut args = [0; WORDS - 3];

@@ -102,11 +102,9 @@ impl Journal {
         [w[0], w[1], w[2], w[3]]
     }
 
-    /// Programs the header (the sector must be erased); completes the CRC first.
+    /// Programs the header (the sector must be erased); completes magic and CRC first.
     pub fn write<F: NorFlash>(&mut self, f: &mut F) -> Result<(), Code> {
-        self.w[0] = MAGIC;
-        self.w[CRC_WORD] = crc::mpeg2(&self.w[..CRC_WORD]);
-        flash::write_words(f, self.addr, &self.w)
+        write(f, self.addr, &mut self.w)
     }
 
     /// The journal whose header is at `addr`, if there is a valid one.
@@ -117,6 +115,14 @@ impl Journal {
         }
         Some(Journal { addr, w })
     }
+}
+
+/// Programs header words `w` at `addr` (the sector must be erased); completes magic and
+/// CRC first. (Words in a caller's buffer, as for [`load`].)
+pub fn write<F: NorFlash>(f: &mut F, addr: u32, w: &mut [u32; WORDS]) -> Result<(), Code> {
+    w[0] = MAGIC;
+    w[CRC_WORD] = crc::mpeg2(&w[..CRC_WORD]);
+    flash::write_words(f, addr, w)
 }
 
 /// Reads the header at `addr` into `w`; true if it is a valid journal header. (Words in a

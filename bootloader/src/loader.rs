@@ -19,12 +19,16 @@ pub struct App {
     pub offset: u32,
     /// The first 16 bytes as little-endian words.
     pub head: [u32; 4],
-    pub entry: u32,
     /// Image length (header to checksum byte included).
     pub len: u32,
 }
 
 impl App {
+    /// The entry point (image header bytes 4..8).
+    pub fn entry(&self) -> u32 {
+        self.head[1]
+    }
+
     /// The first 16 bytes.
     pub fn head_bytes(&self) -> [u8; 16] {
         let mut b = [0; 16];
@@ -160,27 +164,17 @@ impl Default for Walker {
     }
 }
 
-/// Reads the 16 bytes at `offset` as words.
-pub fn head<F: ReadNorFlash>(flash: &mut F, offset: u32) -> Result<[u32; 4], Code> {
-    let mut h = [0; 4];
-    flash::read_words(flash, offset, &mut h)?;
-    Ok(h)
-}
-
-/// Walks the segment table of the app at `offset` whose first 16 bytes are `head`
-/// (normally flash's own; a trial boot's come from the journal), checking each segment as
+/// Walks the segment table of `app` (at `app.offset`, its first 16 bytes `app.head`:
+/// normally flash's own; a trial boot's come from the journal), checking each segment as
 /// the [`Walker`] does, and calls `f(segment, flash offset of its data)` for every segment
-/// the bootloader copies into RAM; `f` returns false to stop (error).
+/// the bootloader copies into RAM; `f` returns false to stop (error). Returns the image
+/// length (`App::len`).
 ///
 /// This is the boot-time check: the dry run already verified the whole image (checksum
 /// included) before it was installed, and an update clears the magic at 0x1000 before it
 /// touches that sector, so a torn sector never passes for an app.
-pub fn walk<F: ReadNorFlash>(
-    flash: &mut F,
-    offset: u32,
-    head: &[u32; 4],
-    f: &mut dyn FnMut(Segment, u32) -> bool,
-) -> Result<App, Code> {
+pub fn walk<F: ReadNorFlash>(flash: &mut F, app: &App, f: &mut dyn FnMut(Segment, u32) -> bool) -> Result<u32, Code> {
+    let (offset, head) = (app.offset, &app.head);
     // The app at 0x1000 loads below the extension's IRAM; anything else the bootloader
     // loads is the extension image, which may use IRAM up to tier 1's window.
     let iram_end = if offset == APP_OFFSET { IRAM_END } else { EXT_IRAM_END };
@@ -210,33 +204,40 @@ pub fn walk<F: ReadNorFlash>(
         }
         flash::read_words(flash, pos, &mut hb)?;
     }
-    Ok(App { offset, head: *head, entry: head[1], len: padded_len(pos - offset) })
+    Ok(padded_len(pos - offset))
 }
 
-/// The app at `offset` (flash's own first 16 bytes), if its header and segment table are
-/// sound.
+/// Checks the app whose first 16 bytes `app.head` already holds (`app.offset` set) and
+/// completes `app.len`.
+pub fn check_head<F: ReadNorFlash>(flash: &mut F, app: &mut App) -> Result<(), Code> {
+    app.len = walk(flash, app, &mut |_, _| true)?;
+    Ok(())
+}
+
+/// Fills `app` with the app at `offset` (flash's own first 16 bytes) if its header and
+/// segment table are sound. On the device the `App` is written in place, in the caller's
+/// slot (no `Result<App, _>` copied through memory); on an error `app` holds garbage.
+pub fn check<F: ReadNorFlash>(flash: &mut F, offset: u32, app: &mut App) -> Result<(), Code> {
+    app.offset = offset;
+    flash::read_words(flash, offset, &mut app.head)?;
+    check_head(flash, app)
+}
+
+/// The app at `offset`, if its header and segment table are sound ([`check`]).
 pub fn app<F: ReadNorFlash>(flash: &mut F, offset: u32) -> Result<App, Code> {
-    // Read in place (`head` returns the words by value: a copy through memory).
-    let mut h = [0; 4];
-    flash::read_words(flash, offset, &mut h)?;
-    walk(flash, offset, &h, &mut |_, _| true)
+    let mut a = App { offset, head: [0; 4], len: 0 };
+    check(flash, offset, &mut a).map(|()| a)
 }
 
 /// The extension image at `addr`, checked as tier 1 checks it before chain-loading it: not
 /// at 0x1000 or sector 0 (so it is never taken for the app), a sound header and segment
 /// table (IRAM in the extension's window), and CRC-32 `crc` over the image's bytes.
-/// `buf` is scratch for the CRC.
-pub fn extension<F: NorFlash>(flash: &mut F, buf: &mut [u8; SECTOR as usize], addr: u32, crc: u32) -> Result<App, Code> {
-    if addr < 2 * SECTOR || !addr.is_multiple_of(SECTOR) {
+/// `buf` is scratch for the CRC. Fills `ext` (garbage on an error, like [`check`]).
+pub fn extension<F: NorFlash>(flash: &mut F, buf: &mut [u8; SECTOR as usize], addr: u32, crc: u32, ext: &mut App) -> Result<(), Code> {
+    if addr < 2 * SECTOR || !addr.is_multiple_of(SECTOR) || check(flash, addr, ext).is_err() || crc_flash(flash, buf, addr, addr + ext.len) != Ok(crc) {
         return Err(Code::ExtImage);
     }
-    // `app`'s result is returned as it is (no copy of the `App` through memory).
-    let r = app(flash, addr);
-    let Ok(ext) = &r else { return Err(Code::ExtImage) };
-    if crc_flash(flash, buf, addr, addr + ext.len) != Ok(crc) {
-        return Err(Code::ExtImage);
-    }
-    r
+    Ok(())
 }
 
 /// Calls `f(segment, flash offset of its data)` for every segment the bootloader must
@@ -246,7 +247,7 @@ pub fn for_each_load<F: ReadNorFlash>(
     app: &App,
     mut f: impl FnMut(Segment, u32) -> bool,
 ) -> Result<(), Code> {
-    walk(flash, app.offset, &app.head, &mut f).map(|_| ())
+    walk(flash, app, &mut f).map(|_| ())
 }
 
 #[cfg(test)]

@@ -88,6 +88,28 @@ pub enum Event {
     Trial = 5,
 }
 
+/// Word indices of the report (the table above).
+pub const EVENT: usize = 1;
+pub const CODE: usize = 2;
+pub const JOURNAL: usize = 3;
+pub const TRIAL_LEFT: usize = 4;
+const CHECK: usize = 5;
+
+/// The report's words as the bootloader fills them in place: magic set, nothing done
+/// (`Event::Nothing`, no code, no journal), the CRC word completed by [`write`].
+pub const fn new() -> [u32; 6] {
+    [REPORT_MAGIC, Event::Nothing as u32, 0, 0, 0, 0]
+}
+
+/// Completes the CRC of report words `w` and writes them to the RTC block.
+pub fn write<P: Platform>(p: &mut P, w: &mut [u32; 6]) {
+    w[CHECK] = crc::mpeg2(&w[..CHECK]);
+    for (i, v) in w.iter().enumerate() {
+        p.rtc_write(i, *v);
+    }
+}
+
+/// A report as an app reads it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Report {
     pub event: u32,
@@ -97,12 +119,9 @@ pub struct Report {
 }
 
 impl Report {
+    /// Writes this report, as the bootloader does.
     pub fn write<P: Platform>(&self, p: &mut P) {
-        let mut w = [REPORT_MAGIC, self.event, self.code, self.journal, self.trial_left, 0];
-        w[5] = crc::mpeg2(&w[..5]);
-        for (i, v) in w.iter().enumerate() {
-            p.rtc_write(i, *v);
-        }
+        write(p, &mut [REPORT_MAGIC, self.event, self.code, self.journal, self.trial_left, 0]);
     }
 
     /// The report of the last boot, if RTC memory holds one.
@@ -111,9 +130,9 @@ impl Report {
         for (i, v) in w.iter_mut().enumerate() {
             *v = p.rtc_read(i);
         }
-        if w[0] != REPORT_MAGIC || crc::mpeg2(&w[..5]) != w[5] {
+        if w[0] != REPORT_MAGIC || crc::mpeg2(&w[..CHECK]) != w[CHECK] {
             return None;
         }
-        Some(Report { event: w[1], code: w[2], journal: w[3], trial_left: w[4] })
+        Some(Report { event: w[EVENT], code: w[CODE], journal: w[JOURNAL], trial_left: w[TRIAL_LEFT] })
     }
 }

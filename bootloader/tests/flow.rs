@@ -104,8 +104,8 @@ struct Rtc {
     cold: bool,
 }
 impl Platform for Rtc {
-    fn rtc_read(&self, i: usize) -> u32 {
-        self.w[i]
+    fn rtc(&self) -> &[u32; 32] {
+        &self.w
     }
     fn rtc_write(&mut self, i: usize, v: u32) {
         self.w[i] = v;

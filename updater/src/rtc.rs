@@ -33,14 +33,13 @@ pub trait Rtc {
     fn write(&mut self, i: usize, v: u32);
 }
 
-/// `Report::read` takes a `Platform`; it only ever calls `rtc_read`, which is all an app's
-/// `Rtc` has to give. (A `Report::decode(&[u32; 6])` in `report.rs` would make this
-/// adapter unnecessary.)
-struct ReadOnly<'a, R: Rtc>(&'a R);
+/// `Report::read` takes a `Platform`; it only ever reads the block, which is all an app's
+/// `Rtc` has to give: a copy of its words.
+struct ReadOnly([u32; 32]);
 
-impl<R: Rtc> Platform for ReadOnly<'_, R> {
-    fn rtc_read(&self, i: usize) -> u32 {
-        self.0.read(i)
+impl Platform for ReadOnly {
+    fn rtc(&self) -> &[u32; 32] {
+        &self.0
     }
     // Never reached from `Report::read`; a shared borrow cannot write anyway.
     fn rtc_write(&mut self, _i: usize, _v: u32) {}
@@ -53,7 +52,7 @@ impl<R: Rtc> Platform for ReadOnly<'_, R> {
 /// What the bootloader did on this boot, if RTC memory holds its report (magic and CRC
 /// right). Compare `event` with [`Event`] values: `Trial` means [`confirm`] is due.
 pub fn report<R: Rtc>(rtc: &R) -> Option<Report> {
-    Report::read(&ReadOnly(rtc))
+    Report::read(&ReadOnly(core::array::from_fn(|i| rtc.read(i))))
 }
 
 /// Our extensions of eboot's command (docs/protocol.md §2). A stock eboot masks the flags

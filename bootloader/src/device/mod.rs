@@ -8,7 +8,7 @@ mod rom;
 
 use core::ptr::addr_of_mut;
 
-use bootloader::{loader, report::Code, Boot, Mem};
+use bootloader::{loader, report::Code, Mem};
 
 /// Which build this is: tier 1 (sector 0) or, with the `ext` feature, the extension image.
 const EXT: bool = cfg!(feature = "ext");
@@ -37,13 +37,14 @@ pub extern "C" fn eboot_rs_main() -> ! {
     unsafe { rom::ets_wdt_disable() };
     // SAFETY: the only reference ever made to BOOT_MEM.
     let mem = unsafe { &mut *addr_of_mut!(BOOT_MEM) };
-    let next = bootloader::boot::<_, _, EXT>(&mut flash, &mut device, mem);
+    let mut app = loader::App { offset: 0, head: [0; 4], len: 0 };
+    let next = bootloader::boot::select::<_, _, EXT>(&mut flash, &mut device, mem, &mut app);
     // SAFETY: as above.
     unsafe { rom::ets_wdt_enable(4, 12, 12) };
     let code = match next {
-        // Tier 1 loads the extension image exactly as it loads an app (the loader gives
-        // the extension its own IRAM window, below tier 1's).
-        Boot::App(app) | Boot::Extension(app) => {
+        // The app, or (tier 1) the extension image: loaded exactly as an app (the loader
+        // gives the extension its own IRAM window, below tier 1's).
+        Ok(()) => {
             // Straight from flash to the load address, like eboot. From the first
             // segment on, our own DRAM (BOOT_MEM, constants) may be overwritten: only
             // code, literals (IRAM) and the stack are used until the jump.
@@ -55,11 +56,11 @@ pub extern "C" fn eboot_rs_main() -> ! {
             });
             match loaded {
                 // SAFETY: every segment is in place; the app never returns.
-                Ok(()) => unsafe { rom::jump_to_app(app.entry) },
+                Ok(()) => unsafe { rom::jump_to_app(app.entry()) },
                 Err(code) => code,
             }
         }
-        Boot::Halt(code) => code,
+        Err(code) => code,
     };
     halt(code)
 }

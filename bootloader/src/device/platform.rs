@@ -8,9 +8,12 @@ const RTC_BLOCK: *mut u32 = 0x6000_1200 as *mut u32;
 pub struct Device;
 
 impl bootloader::Platform for Device {
-    fn rtc_read(&self, i: usize) -> u32 {
-        // SAFETY: always-mapped RTC memory; the mask keeps any index inside the block.
-        unsafe { RTC_BLOCK.add(i & 31).read_volatile() }
+    fn rtc(&self) -> &[u32; 32] {
+        // SAFETY: user RTC memory is always-mapped RAM, read and written a word at a time
+        // (all a `u32` load is on the lx106); nothing but the bootloader touches it while
+        // it runs, and the core writes it (`rtc_write`, `&mut self`) only once no shared
+        // borrow of the block is alive.
+        unsafe { &*(RTC_BLOCK as *const [u32; 32]) }
     }
 
     fn rtc_write(&mut self, i: usize, v: u32) {

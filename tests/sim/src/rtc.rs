@@ -56,8 +56,8 @@ impl Rtc {
 }
 
 impl Platform for Rtc {
-    fn rtc_read(&self, i: usize) -> u32 {
-        self.words[i]
+    fn rtc(&self) -> &[u32; 32] {
+        &self.words
     }
     fn rtc_write(&mut self, i: usize, v: u32) {
         self.words[i] = v;
