@@ -253,19 +253,15 @@ fn put_sector<F: NorFlash>(flash: &mut F, scratch: &mut [u8; SECTOR_LEN], addr: 
             return Err(Code::VerifyFail);
         }
         flash::erase(flash, addr)?;
-        // The sector image is built in `scratch` (read again just below anyway): one
-        // word-aligned program of whole words, a partial last word padded with 0xFF,
-        // instead of a body write plus a tail bounce buffer.
-        // (The hole's bytes are built too but not programmed.)
+        // The sector image is built in `scratch` (read again just below anyway) and
+        // programmed whole past the hole: one word-aligned program, the 0xFF padding
+        // included (programming 0xFF over erased bytes changes nothing), with no length
+        // to work out. (The hole's bytes are built too but not programmed.)
         scratch.fill(0xFF);
         if let Some(d) = scratch.get_mut(..n) {
             d.copy_from_slice(data);
         }
-        if let Some(w) = scratch.get(hole..(n + 3) & !3) {
-            if !w.is_empty() {
-                flash::write(flash, addr + hole as u32, w)?;
-            }
-        }
+        flash::write(flash, addr + hole as u32, scratch.get(hole..).unwrap_or(&[]))?;
         written = true;
     }
 }
