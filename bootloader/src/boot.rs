@@ -12,7 +12,7 @@
 use embedded_storage::nor_flash::NorFlash;
 
 use crate::command::{self, Command, ACTION_COPY_RAW, ACTION_LOAD_APP, ARG_EXT_ADDR, ARG_EXT_CRC, EXT_CRC, EXT_IMAGE, EXT_KNOWN, EXT_TRIAL};
-use crate::copy::{self, Dry, Job, Sink};
+use crate::copy::{self, Dry, Job};
 use crate::flash::{self, round_up, SECTOR};
 use crate::image::APP_OFFSET;
 use crate::inflate;
@@ -197,12 +197,7 @@ fn start<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: &Comma
     // and the SDK's settings.
     let job = Job { src, len, gzip, dst, first: !fs as u32, hole: if fs { 0 } else { APP_OFFSET } };
     let mut dry = Dry::new(if fs { cap.saturating_sub(SYSTEM_SECTORS) } else { src });
-    let mut sink = Sink { job, dry: Some(&mut dry), crc: 0 };
-    let out = copy::produce(flash, mem, &mut sink)?;
-    let crc = sink.crc;
-    if out.consumed != len {
-        return Err(Code::GzipTrailer);
-    }
+    let crc = copy::produce(flash, mem, job, Some(&mut dry))?;
     if !fs && dry.walk.valid().is_none() {
         return Err(Code::BadImage);
     }
@@ -213,7 +208,7 @@ fn start<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: &Comma
     // Free flash below the staged image: the backup (trial: the old app; filesystem: the
     // 0x1000 sector) right above what stays or is written, the journal in the sector just
     // below the staged image, the extension image (if any) between the two.
-    let low = if fs { app_end } else { app_end.max(round_up(out.len)) };
+    let low = if fs { app_end } else { app_end.max(round_up(dry.len)) };
     let backup_len = if fs { SECTOR } else if trial { app.len } else { 0 };
     let area = src - SECTOR;
     let free = low + round_up(backup_len);
@@ -237,7 +232,7 @@ fn start<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: &Comma
     let flags = (gzip as u32 * F_GZIP) | (fs as u32 * F_FS) | (trial as u32 * F_TRIAL) | (boots << 24);
     let seq = jn::search(flash).1.wrapping_add(1);
     let (h, o) = (dry.walk.head, app.head);
-    let w = [0, seq, src, len, dst, out.len, crc, flags, low, backup_len, h[0], h[1], h[2], h[3], o[0], o[1], o[2], o[3], ext_addr, ext_crc, 0];
+    let w = [0, seq, src, len, dst, dry.len, crc, flags, low, backup_len, h[0], h[1], h[2], h[3], o[0], o[1], o[2], o[3], ext_addr, ext_crc, 0];
     let mut j = Journal { addr: area, w };
     flash::erase(flash, area)?;
     j.write(flash)?;
