@@ -244,7 +244,7 @@ fn put_sector<F: NorFlash>(flash: &mut F, scratch: &mut [u8; SECTOR_LEN], addr: 
     let mut written = false;
     loop {
         flash::read(flash, addr, scratch)?;
-        let same = scratch.iter().enumerate().all(|(k, &b)| b == if k < hole { 0xFF } else { data.get(k).copied().unwrap_or(0xFF) });
+        let same = scratch.iter().enumerate().all(|(k, &b)| b as u32 == if k < hole { 0xFF } else { data.get(k).map_or(0xFF, |&d| d as u32) });
         if same {
             return Ok(());
         }
