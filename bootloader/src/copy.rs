@@ -232,6 +232,7 @@ extern "C" {
 const _: () = assert!(core::mem::size_of::<inflate::State>() >= 1536 + inflate::WINDOW);
 
 /// Copies `job`'s output to its destination (compare-skip per sector); returns its CRC.
+#[inline(always)]
 pub fn copy<F: NorFlash>(flash: &mut F, mem: &mut Mem, job: Job) -> Result<u32, Code> {
     produce(flash, mem, job, None)
 }
