@@ -195,7 +195,7 @@ fn start<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: &Comma
     // resumed copy reads or inflates it again from the start); a filesystem may not reach
     // the last five sectors, which every Arduino layout gives to EEPROM, RF calibration
     // and the SDK's settings.
-    let job = Job { src, len, gzip, dst, first: !fs as u32, hole: if fs { 0 } else { APP_OFFSET } };
+    let job = Job { src, len, gzip, dst, hole: if fs { 0 } else { APP_OFFSET } };
     let mut dry = Dry::new(if fs { cap.saturating_sub(SYSTEM_SECTORS) } else { src });
     let crc = copy::produce(flash, mem, job, Some(&mut dry))?;
     if !fs && dry.walk.valid().is_none() {
@@ -272,7 +272,7 @@ fn finish<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, addr: u32,
             // changes that sector before then: idempotent, no log entry). A trial's backup
             // of the old app must not be redone once the copy overwrote 0x1000.
             if backup_len != 0 && !(trial && st.has(L_BACKED_UP)) {
-                let job = Job { src: APP_OFFSET, len: backup_len, gzip: false, dst: backup, first: 0, hole: 0 };
+                let job = Job { src: APP_OFFSET, len: backup_len, gzip: false, dst: backup, hole: 0 };
                 copy::copy(flash, mem, job)?;
                 if trial {
                     jn::log(flash, &mut st, L_BACKED_UP)?;
@@ -281,7 +281,7 @@ fn finish<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, addr: u32,
             // Every sector is read back after it is written, and the CRC of everything
             // produced must be the dry run's.
             let hole = if fs { 0 } else { APP_OFFSET };
-            let job = Job { src: w[jn::SRC], len: w[jn::LEN], gzip: w[jn::FLAGS] & F_GZIP != 0, dst: w[jn::DST], first: !fs as u32, hole };
+            let job = Job { src: w[jn::SRC], len: w[jn::LEN], gzip: w[jn::FLAGS] & F_GZIP != 0, dst: w[jn::DST], hole };
             if copy::copy(flash, mem, job)? != w[jn::CRC] {
                 return Err(Code::VerifyFail);
             }
@@ -318,7 +318,7 @@ fn finish<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, addr: u32,
 /// Copies a backed-up app (or app sector) at `from` back to 0x1000, its `head` last (the
 /// backup's own first word is the cleared magic).
 fn restore<F: NorFlash>(flash: &mut F, mem: &mut Mem, from: u32, len: u32, head: &[u32; 4]) -> Result<(), Code> {
-    copy::copy(flash, mem, Job { src: from, len, gzip: false, dst: APP_OFFSET, first: 0, hole: APP_OFFSET })?;
+    copy::copy(flash, mem, Job { src: from, len, gzip: false, dst: APP_OFFSET, hole: APP_OFFSET })?;
     flash::write_words(flash, APP_OFFSET, head)
 }
 

@@ -31,11 +31,10 @@ pub struct Job {
     pub gzip: bool,
     /// Output byte `o` goes to flash `dst + o`.
     pub dst: u32,
-    /// Output sectors before this index are skipped (sector 0 of a sketch: the bootloader
-    /// slot is never installed).
-    pub first: u32,
     /// Flash sector whose first 16 bytes stay erased (the app header, programmed last), or
-    /// 0. A nonzero hole also marks the output as an app image (checked in the dry run).
+    /// 0. A nonzero hole also marks the output as an app image (checked in the dry run),
+    /// which starts there: output for sectors below it is skipped (sector 0 of a sketch,
+    /// `dst` 0, hole 0x1000: the bootloader slot is never installed).
     pub hole: u32,
 }
 
@@ -81,8 +80,8 @@ impl Sink<'_> {
         if addr + data.len() as u32 > d.limit {
             return Err(Code::TooBig);
         }
-        // The walker starts at the hole (a sketch's chunk `first`, 0x1000) and keeps the
-        // app header.
+        // The walker starts at the hole (the first chunk not skipped) and keeps the app
+        // header.
         if self.hole != 0 {
             d.walk.feed(data);
         }
@@ -149,11 +148,11 @@ unsafe extern "C" fn put<F: NorFlash>(ctx: *mut u32, data: *const u8, len: u32) 
 }
 
 /// Produces `job`'s output sector by sector and copies it to its destination, or with
-/// `dry` only checks it (and sets `dry.len`). Returns the CRC of the output from sector
-/// `first` on. Gzip input must end with its trailer.
+/// `dry` only checks it (and sets `dry.len`). Returns the CRC of the output it does not
+/// skip. Gzip input must end with its trailer.
 pub fn produce<F: NorFlash>(flash: &mut F, mem: &mut Mem, job: Job, dry: Option<&mut Dry>) -> Result<u32, Code> {
     let Mem { inflate: st, input, sector } = mem;
-    let sink = Sink { dry, addr: job.dst, from: job.dst + job.first * SECTOR, hole: job.hole, crc: 0 };
+    let sink = Sink { dry, addr: job.dst, from: job.dst.max(job.hole), hole: job.hole, crc: 0 };
     // The host (tests, simulator) runs the Rust inflater, the device the assembly one.
     #[cfg(not(target_arch = "xtensa"))]
     if job.gzip {
