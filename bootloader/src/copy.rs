@@ -175,11 +175,11 @@ pub fn produce<F: NorFlash>(flash: &mut F, mem: &mut Mem, job: Job, dry: Option<
             _ => g.err.and(Err(Code::GzipTrailer)),
         };
     }
-    let mut pos = 0;
-    while pos < job.len {
-        flash::read(g.flash, job.src + pos, input)?;
+    let (mut pos, end) = (job.src, job.src + job.len);
+    while pos < end {
+        flash::read(g.flash, pos, input)?;
         // SAFETY: `g` is ours, `input[..n]` readable.
-        unsafe { put::<F>(ctx, input.as_ptr(), (job.len - pos).min(SECTOR)) };
+        unsafe { put::<F>(ctx, input.as_ptr(), (end - pos).min(SECTOR)) };
         g.err?;
         pos += SECTOR;
     }
