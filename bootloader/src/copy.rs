@@ -8,6 +8,7 @@
 
 #[cfg(not(target_arch = "xtensa"))]
 use core::cell::RefCell;
+use core::mem::MaybeUninit;
 
 use embedded_storage::nor_flash::NorFlash;
 
@@ -130,7 +131,8 @@ impl<F: NorFlash> Source for FlashSource<'_, '_, F> {
 /// assembly inflater writes its results through the same pointer.
 #[repr(C)]
 struct Run<'a, 'd, F> {
-    res: [u32; 3],
+    /// Written by the assembly inflater, on success only.
+    res: MaybeUninit<[u32; 3]>,
     flash: &'a mut F,
     sector: &'a mut [u8; SECTOR_LEN],
     sink: Sink<'d>,
@@ -158,17 +160,18 @@ pub fn produce<F: NorFlash>(flash: &mut F, mem: &mut Mem, job: Job, dry: Option<
     if job.gzip {
         return gunzip_rust(flash, st, input, sector, sink, job);
     }
-    let mut g = Run { res: [0; 3], flash, sector, sink, err: Ok(()) };
+    let mut g = Run { res: MaybeUninit::uninit(), flash, sector, sink, err: Ok(()) };
     let ctx = &mut g as *mut Run<F> as *mut u32;
     #[cfg(target_arch = "xtensa")]
     if job.gzip {
-        // SAFETY: the inflater writes only `st` (its size checked above), `input` (4096
+        // SAFETY: the inflater writes only `st` (its size checked with `eboot_gunzip`), `input` (4096
         // bytes, word aligned as SPIRead needs: `Mem` is align(4)), `g.res` and below our
         // stack pointer (the call0 ABI's free stack), reads flash [src, src + len) through
         // the ROM, and calls `put` with `g` on our stack.
         return match unsafe { eboot_gunzip(job.src, job.len, input.as_mut_ptr(), st, put::<F>, ctx) } {
-            // Nothing may follow the trailer.
-            0 if g.res[2] == job.len => g.sink.finish(g.res[0]),
+            // SAFETY: the inflater returned 0: it wrote its results. Nothing may follow the
+            // trailer.
+            0 if unsafe { g.res.assume_init_ref()[2] } == job.len => g.sink.finish(unsafe { g.res.assume_init_ref()[0] }),
             1 => Err(Code::GzipHeader),
             2 => Err(Code::GzipData),
             // 5: the sink's error.
