@@ -59,8 +59,6 @@ struct Sink<'d> {
     dry: Option<&'d mut Dry>,
     /// The flash sector of the next chunk.
     addr: u32,
-    /// Chunks for sectors below this are skipped.
-    from: u32,
     hole: u32,
     crc: u32,
 }
@@ -69,7 +67,8 @@ impl Sink<'_> {
     fn chunk<F: NorFlash>(&mut self, f: &mut F, scratch: &mut [u8; SECTOR_LEN], data: &[u8]) -> Result<(), Code> {
         let addr = self.addr;
         self.addr += SECTOR;
-        if addr < self.from {
+        // Below the hole: not installed (output addresses start at `dst`, at or below it).
+        if addr < self.hole {
             return Ok(());
         }
         self.crc = crc::gzip(self.crc, data);
@@ -154,7 +153,7 @@ unsafe extern "C" fn put<F: NorFlash>(ctx: *mut u32, data: *const u8, len: u32) 
 /// skip. Gzip input must end with its trailer.
 pub fn produce<F: NorFlash>(flash: &mut F, mem: &mut Mem, job: Job, dry: Option<&mut Dry>) -> Result<u32, Code> {
     let Mem { inflate: st, input, sector } = mem;
-    let sink = Sink { dry, addr: job.dst, from: job.dst.max(job.hole), hole: job.hole, crc: 0 };
+    let sink = Sink { dry, addr: job.dst, hole: job.hole, crc: 0 };
     // The host (tests, simulator) runs the Rust inflater, the device the assembly one.
     #[cfg(not(target_arch = "xtensa"))]
     if job.gzip {
