@@ -163,10 +163,10 @@ pub fn produce<F: NorFlash>(flash: &mut F, mem: &mut Mem, job: Job, dry: Option<
     let ctx = &mut g as *mut Run<F> as *mut u32;
     #[cfg(target_arch = "xtensa")]
     if job.gzip {
-        // SAFETY: the inflater writes only `st` (its size checked with `eboot_gunzip`), `input` (4096
-        // bytes, word aligned as SPIRead needs: `Mem` is align(4)), `g.res` and below our
-        // stack pointer (the call0 ABI's free stack), reads flash [src, src + len) through
-        // the ROM, and calls `put` with `g` on our stack.
+        // SAFETY: the inflater writes only `st` (its size checked with `eboot_gunzip`),
+        // `input` (4096 bytes, word aligned as SPIRead needs: `Mem` is align(4)), `g.res`
+        // and below our stack pointer (the call0 ABI's free stack), reads flash
+        // [src, src + len) through the ROM, and calls `put` with `g` on our stack.
         return match unsafe { eboot_gunzip(job.src, job.len, input.as_mut_ptr(), st, put::<F>, ctx) } {
             // SAFETY: the inflater returned 0: it wrote its results. Nothing may follow the
             // trailer.
@@ -181,10 +181,13 @@ pub fn produce<F: NorFlash>(flash: &mut F, mem: &mut Mem, job: Job, dry: Option<
     while pos < end {
         flash::read(g.flash, pos, input)?;
         // SAFETY: `g` is ours, `input[..n]` readable.
-        unsafe { put::<F>(ctx, input.as_ptr(), (end - pos).min(SECTOR)) };
-        g.err?;
+        if unsafe { put::<F>(ctx, input.as_ptr(), (end - pos).min(SECTOR)) } == 0 {
+            break;
+        }
         pos += SECTOR;
     }
+    // Ok unless `put` stopped the loop.
+    g.err?;
     g.sink.finish(job.len)
 }
 
