@@ -12,7 +12,7 @@
 use embedded_storage::nor_flash::NorFlash;
 
 use crate::command::{self, arg, ACTION_COPY_RAW, ACTION_LOAD_APP, ARG_EXT_ADDR, ARG_EXT_CRC, EXT_CRC, EXT_IMAGE, EXT_KNOWN, EXT_TRIAL};
-use crate::copy::{self, Dry, Job, Sink};
+use crate::copy::{self, Dry, Job};
 use crate::flash::{self, round_up, SECTOR};
 use crate::image::APP_OFFSET;
 use crate::inflate;
@@ -224,14 +224,9 @@ fn start<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: &Cmd, 
     // resumed copy reads or inflates it again from the start); a filesystem may not reach
     // the last five sectors, which every Arduino layout gives to EEPROM, RF calibration
     // and the SDK's settings.
-    let job = Job { src, len, gzip, dst, first: !fs as u32, hole: if fs { 0 } else { APP_OFFSET } };
+    let job = Job { src, len, gzip, dst, hole: if fs { 0 } else { APP_OFFSET } };
     let mut dry = Dry::new(if fs { cap.saturating_sub(SYSTEM_SECTORS) } else { src });
-    let mut sink = Sink { job, dry: Some(&mut dry), crc: 0 };
-    let out = copy::produce(flash, mem, &mut sink)?;
-    let crc = sink.crc;
-    if out.consumed != len {
-        return Err(Code::GzipTrailer);
-    }
+    let crc = copy::produce(flash, mem, job, Some(&mut dry))?;
     if !fs && dry.walk.valid().is_none() {
         return Err(Code::BadImage);
     }
@@ -242,7 +237,7 @@ fn start<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: &Cmd, 
     // Free flash below the staged image: the backup (trial: the old app; filesystem: the
     // 0x1000 sector) right above what stays or is written, the journal in the sector just
     // below the staged image, the extension image (if any) between the two.
-    let low = if fs { app_end } else { app_end.max(round_up(out.len)) };
+    let low = if fs { app_end } else { app_end.max(round_up(dry.len)) };
     let backup_len = if fs { SECTOR } else if trial { app.len } else { 0 };
     let area = src - SECTOR;
     let free = low + round_up(backup_len);
@@ -269,7 +264,7 @@ fn start<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, cmd: &Cmd, 
     // Every word but the magic and the CRC (`jn::write`), at constant indices (no copy of
     // the whole header through registers).
     w[jn::SEQ] = seq;
-    w[jn::OUT_LEN] = out.len;
+    w[jn::OUT_LEN] = dry.len;
     w[jn::CRC] = crc;
     w[jn::FLAGS] = flags;
     w[jn::BACKUP] = low;
@@ -314,7 +309,7 @@ fn finish<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, addr: u32,
             // changes that sector before then: idempotent, no log entry). A trial's backup
             // of the old app must not be redone once the copy overwrote 0x1000.
             if backup_len != 0 && !(trial && st.has(L_BACKED_UP)) {
-                let job = Job { src: APP_OFFSET, len: backup_len, gzip: false, dst: backup, first: 0, hole: 0 };
+                let job = Job { src: APP_OFFSET, len: backup_len, gzip: false, dst: backup, hole: 0 };
                 copy::copy(flash, mem, job)?;
                 if trial {
                     jn::log(flash, &mut st, L_BACKED_UP)?;
@@ -323,7 +318,7 @@ fn finish<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, addr: u32,
             // Every sector is read back after it is written, and the CRC of everything
             // produced must be the dry run's.
             let hole = if fs { 0 } else { APP_OFFSET };
-            let job = Job { src: w[jn::SRC], len: w[jn::LEN], gzip: w[jn::FLAGS] & F_GZIP != 0, dst: w[jn::DST], first: !fs as u32, hole };
+            let job = Job { src: w[jn::SRC], len: w[jn::LEN], gzip: w[jn::FLAGS] & F_GZIP != 0, dst: w[jn::DST], hole };
             if copy::copy(flash, mem, job)? != w[jn::CRC] {
                 return Err(Code::VerifyFail);
             }
@@ -361,7 +356,7 @@ fn finish<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, addr: u32,
 /// Copies a backed-up app (or app sector) at `from` back to 0x1000, its `head` last (the
 /// backup's own first word is the cleared magic).
 fn restore<F: NorFlash>(flash: &mut F, mem: &mut Mem, from: u32, len: u32, head: &[u32; 4]) -> Result<(), Code> {
-    copy::copy(flash, mem, Job { src: from, len, gzip: false, dst: APP_OFFSET, first: 0, hole: APP_OFFSET })?;
+    copy::copy(flash, mem, Job { src: from, len, gzip: false, dst: APP_OFFSET, hole: APP_OFFSET })?;
     flash::write_words(flash, APP_OFFSET, head)
 }
 

@@ -8,6 +8,7 @@
 
 #[cfg(not(target_arch = "xtensa"))]
 use core::cell::RefCell;
+use core::mem::MaybeUninit;
 
 use embedded_storage::nor_flash::NorFlash;
 
@@ -31,54 +32,68 @@ pub struct Job {
     pub gzip: bool,
     /// Output byte `o` goes to flash `dst + o`.
     pub dst: u32,
-    /// Output sectors before this index are skipped (sector 0 of a sketch: the bootloader
-    /// slot is never installed).
-    pub first: u32,
     /// Flash sector whose first 16 bytes stay erased (the app header, programmed last), or
-    /// 0. A nonzero hole also marks the output as an app image (checked in the dry run).
+    /// 0. A nonzero hole also marks the output as an app image (checked in the dry run),
+    /// which starts there: output for sectors below it is skipped (sector 0 of a sketch,
+    /// `dst` 0, hole 0x1000: the bootloader slot is never installed).
     pub hole: u32,
 }
 
-/// Dry-run state (scratch experiment: only the dry run builds it).
+/// Dry-run state and results.
 pub struct Dry {
     pub limit: u32,
     pub walk: Walker,
+    /// Output length, set by a successful `produce`.
+    pub len: u32,
 }
 
 impl Dry {
     pub fn new(limit: u32) -> Dry {
-        Dry { limit, walk: Walker::new() }
+        Dry { limit, walk: Walker::new(), len: 0 }
     }
 }
 
-pub struct Sink<'d> {
-    pub job: Job,
-    pub dry: Option<&'d mut Dry>,
-    pub crc: u32,
+/// Where the chunks go, one after the other.
+struct Sink<'d> {
+    /// The dry run's state, or `None` to copy.
+    dry: Option<&'d mut Dry>,
+    /// The flash sector of the next chunk.
+    addr: u32,
+    hole: u32,
+    crc: u32,
 }
 
 impl Sink<'_> {
-    fn chunk<F: NorFlash>(&mut self, f: &mut F, scratch: &mut [u8; SECTOR_LEN], i: u32, data: &[u8]) -> Result<(), Code> {
-        let job = &self.job;
-        if i < job.first {
+    fn chunk<F: NorFlash>(&mut self, f: &mut F, scratch: &mut [u8; SECTOR_LEN], data: &[u8]) -> Result<(), Code> {
+        let addr = self.addr;
+        self.addr += SECTOR;
+        // Below the hole: not installed (output addresses start at `dst`, at or below it).
+        if addr < self.hole {
             return Ok(());
         }
-        let addr = job.dst + i * SECTOR;
         self.crc = crc::gzip(self.crc, data);
         let Some(d) = self.dry.as_deref_mut() else {
-            return put_sector(f, scratch, addr, data, if addr == job.hole { 16 } else { 0 });
+            return put_sector(f, scratch, addr, data, if addr == self.hole { 16 } else { 0 });
         };
         // No overflow: chunks are at most a sector, and `addr` stops growing at the first
         // chunk past `limit` (< 4 GiB - 4 KiB).
         if addr + data.len() as u32 > d.limit {
             return Err(Code::TooBig);
         }
-        // The walker starts at the hole (a sketch's chunk `first`, 0x1000) and keeps the
-        // app header.
-        if job.hole != 0 {
+        // The walker starts at the hole (the first chunk not skipped) and keeps the app
+        // header.
+        if self.hole != 0 {
             d.walk.feed(data);
         }
         Ok(())
+    }
+
+    /// The run's CRC, after telling the dry run the output length.
+    fn finish(self, len: u32) -> Result<u32, Code> {
+        if let Some(d) = self.dry {
+            d.len = len;
+        }
+        Ok(self.crc)
     }
 }
 
@@ -110,58 +125,91 @@ impl<F: NorFlash> Source for FlashSource<'_, '_, F> {
     }
 }
 
-/// Input consumed (gzip: through the trailer) and output produced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Output {
-    pub len: u32,
-    pub consumed: u32,
+/// What one run works on, handed to `put` (the raw loop's and the assembly inflater's sink
+/// callback: one function, `Sink::chunk` inlined once). `repr(C)`: `res` first, where the
+/// assembly inflater writes its results through the same pointer.
+#[repr(C)]
+struct Run<'a, 'd, F> {
+    /// Written by the assembly inflater, on success only.
+    res: MaybeUninit<[u32; 3]>,
+    flash: &'a mut F,
+    sector: &'a mut [u8; SECTOR_LEN],
+    sink: Sink<'d>,
+    err: Result<(), Code>,
 }
 
-/// Produces the output of `sink.job` sector by sector into `sink`.
-pub fn produce<F: NorFlash>(flash: &mut F, mem: &mut Mem, sink: &mut Sink<'_>) -> Result<Output, Code> {
+/// One output chunk to `Sink::chunk`; nonzero to go on (else the error is in `err`).
+unsafe extern "C" fn put<F: NorFlash>(ctx: *mut u32, data: *const u8, len: u32) -> u32 {
+    // SAFETY: `ctx` is a `Run` not otherwise used while this runs (the raw loop's own, or
+    // the one `produce` handed the inflater); `data[..len]` is a chunk (1..=4096 bytes)
+    // of `Mem::input` or of the inflater's window.
+    let (g, data) = unsafe { (&mut *(ctx as *mut Run<F>), core::slice::from_raw_parts(data, len as usize)) };
+    g.err = g.sink.chunk(g.flash, g.sector, data);
+    g.err.is_ok() as u32
+}
+
+/// Produces `job`'s output sector by sector and copies it to its destination, or with
+/// `dry` only checks it (and sets `dry.len`). Returns the CRC of the output it does not
+/// skip. Gzip input must end with its trailer.
+pub fn produce<F: NorFlash>(flash: &mut F, mem: &mut Mem, job: Job, dry: Option<&mut Dry>) -> Result<u32, Code> {
     let Mem { inflate: st, input, sector } = mem;
-    let job = sink.job;
-    if !job.gzip {
-        let mut i = 0;
-        while i * SECTOR < job.len {
-            let buf: &mut [u8; SECTOR_LEN] = input;
-            flash::read(flash, job.src + i * SECTOR, buf)?;
-            let n = (job.len - i * SECTOR).min(SECTOR) as usize;
-            sink.chunk(flash, sector, i, buf.get(..n).unwrap_or(&[]))?;
-            i += 1;
-        }
-        return Ok(Output { len: job.len, consumed: job.len });
-    }
-    // The device runs the assembly inflater, the host (tests, simulator) the Rust one.
-    #[cfg(target_arch = "xtensa")]
-    return gunzip_asm(flash, st, input, sector, sink);
+    let sink = Sink { dry, addr: job.dst, hole: job.hole, crc: 0 };
+    // The host (tests, simulator) runs the Rust inflater, the device the assembly one.
     #[cfg(not(target_arch = "xtensa"))]
-    gunzip_rust(flash, st, input, sector, sink)
+    if job.gzip {
+        return gunzip_rust(flash, st, input, sector, sink, job);
+    }
+    let mut g = Run { res: MaybeUninit::uninit(), flash, sector, sink, err: Ok(()) };
+    let ctx = &mut g as *mut Run<F> as *mut u32;
+    #[cfg(target_arch = "xtensa")]
+    if job.gzip {
+        // SAFETY: the inflater writes only `st` (its size checked with `eboot_gunzip`),
+        // `input` (4096 bytes, word aligned as SPIRead needs: `Mem` is align(4)), `g.res`
+        // and below our stack pointer (the call0 ABI's free stack), reads flash
+        // [src, src + len) through the ROM, and calls `put` with `g` on our stack.
+        return match unsafe { eboot_gunzip(job.src, job.len, input.as_mut_ptr(), st, put::<F>, ctx) } {
+            // SAFETY: the inflater returned 0: it wrote its results. Nothing may follow the
+            // trailer.
+            0 if unsafe { g.res.assume_init_ref()[2] } == job.len => g.sink.finish(unsafe { g.res.assume_init_ref()[0] }),
+            1 => Err(Code::GzipHeader),
+            2 => Err(Code::GzipData),
+            // 5: the sink's error.
+            _ => g.err.and(Err(Code::GzipTrailer)),
+        };
+    }
+    let (mut pos, end) = (job.src, job.src + job.len);
+    while pos < end {
+        flash::read(g.flash, pos, input)?;
+        // SAFETY: `g` is ours, `input[..n]` readable.
+        if unsafe { put::<F>(ctx, input.as_ptr(), (end - pos).min(SECTOR)) } == 0 {
+            break;
+        }
+        pos += SECTOR;
+    }
+    // Ok unless `put` stopped the loop.
+    g.err?;
+    g.sink.finish(job.len)
 }
 
 /// The Rust inflater over a `FlashSource`.
 #[cfg(not(target_arch = "xtensa"))]
-fn gunzip_rust<F: NorFlash>(flash: &mut F, st: &mut inflate::State, input: &mut [u8; SECTOR_LEN], sector: &mut [u8; SECTOR_LEN], sink: &mut Sink<'_>) -> Result<Output, Code> {
-    let job = sink.job;
+fn gunzip_rust<F: NorFlash>(flash: &mut F, st: &mut inflate::State, input: &mut [u8; SECTOR_LEN], sector: &mut [u8; SECTOR_LEN], mut sink: Sink<'_>, job: Job) -> Result<u32, Code> {
     let cell = RefCell::new(flash);
     let mut src = FlashSource { flash: &cell, buf: input, pos: job.src, end: job.src + job.len };
-    let mut err = None;
-    let mut i = 0;
+    let mut err = Ok(());
     let r = inflate::gunzip(&mut src, st, |data: &[u8]| {
-        let r = match cell.try_borrow_mut() {
-            Ok(mut fl) => sink.chunk(&mut **fl, sector, i, data),
+        err = match cell.try_borrow_mut() {
+            Ok(mut fl) => sink.chunk(&mut **fl, sector, data),
             Err(_) => Err(Code::ReadFail),
         };
-        i += 1;
-        err = r.err();
-        err.is_none()
+        err.is_ok()
     });
     match r {
-        Ok(g) => Ok(Output { len: g.out_len, consumed: g.in_len }),
-        Err(inflate::Error::Sink) => Err(err.unwrap_or(Code::ReadFail)),
+        // Nothing may follow the trailer.
+        Ok(g) if g.in_len == job.len => sink.finish(g.out_len),
         Err(inflate::Error::Header) => Err(Code::GzipHeader),
         Err(inflate::Error::Data) => Err(Code::GzipData),
-        Err(_) => Err(Code::GzipTrailer),
+        _ => err.and(Err(Code::GzipTrailer)),
     }
 }
 
@@ -187,54 +235,10 @@ extern "C" {
 #[cfg(target_arch = "xtensa")]
 const _: () = assert!(core::mem::size_of::<inflate::State>() >= 1536 + inflate::WINDOW);
 
-/// What the assembly inflater's sink callback works on. `repr(C)`: `res` first, where
-/// the inflater writes its results through the same pointer.
-#[cfg(target_arch = "xtensa")]
-#[repr(C)]
-struct GzCtx<'a, 'd, F> {
-    res: [u32; 3],
-    flash: &'a mut F,
-    sector: &'a mut [u8; SECTOR_LEN],
-    sink: &'a mut Sink<'d>,
-    i: u32,
-    err: Option<Code>,
-}
-
-/// The sink callback: one output chunk to `Sink::chunk`; nonzero to go on.
-#[cfg(target_arch = "xtensa")]
-unsafe extern "C" fn gz_chunk<F: NorFlash>(ctx: *mut u32, data: *const u8, len: u32) -> u32 {
-    // SAFETY: `ctx` is the `GzCtx` that `gunzip_asm` handed the inflater, not otherwise
-    // used while it runs; `data[..len]` is a chunk of its window (1..=4096 bytes).
-    let (g, data) = unsafe { (&mut *(ctx as *mut GzCtx<F>), core::slice::from_raw_parts(data, len as usize)) };
-    let r = g.sink.chunk(g.flash, g.sector, g.i, data);
-    g.i += 1;
-    g.err = r.err();
-    g.err.is_none() as u32
-}
-
-#[cfg(target_arch = "xtensa")]
-fn gunzip_asm<F: NorFlash>(flash: &mut F, st: &mut inflate::State, input: &mut [u8; SECTOR_LEN], sector: &mut [u8; SECTOR_LEN], sink: &mut Sink<'_>) -> Result<Output, Code> {
-    let job = sink.job;
-    let mut g = GzCtx { res: [0; 3], flash, sector, sink, i: 0, err: None };
-    // SAFETY: the inflater writes only `st` (its size checked above), `input` (4096
-    // bytes, word aligned as SPIRead needs: `Mem` is align(4)), `g.res` and below our
-    // stack pointer (the call0 ABI's free stack), reads flash [src, src + len) through
-    // the ROM, and calls `gz_chunk` with `g` on our stack.
-    let r = unsafe { eboot_gunzip(job.src, job.len, input.as_mut_ptr(), st, gz_chunk::<F>, &mut g as *mut GzCtx<F> as *mut u32) };
-    match r {
-        0 => Ok(Output { len: g.res[0], consumed: g.res[2] }),
-        1 => Err(Code::GzipHeader),
-        2 => Err(Code::GzipData),
-        5 => Err(g.err.unwrap_or(Code::ReadFail)),
-        _ => Err(Code::GzipTrailer),
-    }
-}
-
-/// Copies `job`'s output to its destination (compare-skip per sector).
+/// Copies `job`'s output to its destination (compare-skip per sector); returns its CRC.
+#[inline(always)]
 pub fn copy<F: NorFlash>(flash: &mut F, mem: &mut Mem, job: Job) -> Result<u32, Code> {
-    let mut s = Sink { job, dry: None, crc: 0 };
-    produce(flash, mem, &mut s)?;
-    Ok(s.crc)
+    produce(flash, mem, job, None)
 }
 
 /// Makes the sector at `addr` hold `data` then 0xFF, its first `hole` bytes erased, and
@@ -245,7 +249,7 @@ fn put_sector<F: NorFlash>(flash: &mut F, scratch: &mut [u8; SECTOR_LEN], addr: 
     let mut written = false;
     loop {
         flash::read(flash, addr, scratch)?;
-        let same = scratch.iter().enumerate().all(|(k, &b)| b == if k < hole { 0xFF } else { data.get(k).copied().unwrap_or(0xFF) });
+        let same = scratch.iter().enumerate().all(|(k, &b)| b as u32 == if k < hole { 0xFF } else { data.get(k).map_or(0xFF, |&d| d as u32) });
         if same {
             return Ok(());
         }
@@ -253,19 +257,15 @@ fn put_sector<F: NorFlash>(flash: &mut F, scratch: &mut [u8; SECTOR_LEN], addr: 
             return Err(Code::VerifyFail);
         }
         flash::erase(flash, addr)?;
-        // The sector image is built in `scratch` (read again just below anyway): one
-        // word-aligned program of whole words, a partial last word padded with 0xFF,
-        // instead of a body write plus a tail bounce buffer.
-        // (The hole's bytes are built too but not programmed.)
+        // The sector image is built in `scratch` (read again just below anyway) and
+        // programmed whole past the hole: one word-aligned program, the 0xFF padding
+        // included (programming 0xFF over erased bytes changes nothing), with no length
+        // to work out. (The hole's bytes are built too but not programmed.)
         scratch.fill(0xFF);
         if let Some(d) = scratch.get_mut(..n) {
             d.copy_from_slice(data);
         }
-        if let Some(w) = scratch.get(hole..(n + 3) & !3) {
-            if !w.is_empty() {
-                flash::write(flash, addr + hole as u32, w)?;
-            }
-        }
+        flash::write(flash, addr + hole as u32, scratch.get(hole..).unwrap_or(&[]))?;
         written = true;
     }
 }

@@ -28,7 +28,9 @@ pub fn write<F: NorFlash>(f: &mut F, addr: u32, data: &[u8]) -> Result<(), Code>
 }
 
 /// Reads whole words: LLVM cannot know a byte buffer is aligned, and the lx106 has no
-/// unaligned loads, so every word built from bytes costs a dozen instructions.
+/// unaligned loads, so every word built from bytes costs a dozen instructions. Inlined: a
+/// call to `read` with the byte length costs what a call to this would.
+#[inline(always)]
 pub fn read_words<F: ReadNorFlash>(f: &mut F, addr: u32, buf: &mut [u32]) -> Result<(), Code> {
     read(f, addr, as_bytes(buf))
 }
