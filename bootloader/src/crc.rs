@@ -1,10 +1,30 @@
 //! The two CRC-32s the bootloader computes, bitwise. On the lx106 each loop is a few dozen
 //! bytes, where the `crc` crate's table-less routine costs ~270 bytes plus inlined bit
 //! reversals: a deliberate exception to "use the crate" for the 4 KB budget. Tests prove
-//! both equal to the `crc` crate's `CRC_32_MPEG_2` and `CRC_32_ISO_HDLC`.
+//! both equal to the `crc` crate's `CRC_32_MPEG_2` and `CRC_32_ISO_HDLC`. On the device
+//! both are lx106 assembly (gzip's shared with the inflater); these Rust ones are their
+//! specification (tests/bench/tests/leaf_asm.rs compares them on QEMU).
+
+#[cfg(target_arch = "xtensa")]
+extern "C" {
+    /// device/leaf.S: `mpeg2`.
+    fn eboot_crc_mpeg2(words: *const u32, n: usize) -> u32;
+    /// device/inflate.S: `gzip`.
+    fn eboot_crc32(crc: u32, data: *const u8, len: usize) -> u32;
+}
 
 /// CRC-32/MPEG-2 (eboot's: MSB first, init 0xFFFFFFFF, no final XOR) of little-endian
 /// words.
+#[cfg(target_arch = "xtensa")]
+#[inline(always)]
+pub fn mpeg2(words: &[u32]) -> u32 {
+    // SAFETY: reads `words` only.
+    unsafe { eboot_crc_mpeg2(words.as_ptr(), words.len()) }
+}
+
+/// CRC-32/MPEG-2 (eboot's: MSB first, init 0xFFFFFFFF, no final XOR) of little-endian
+/// words.
+#[cfg(not(target_arch = "xtensa"))]
 pub fn mpeg2(words: &[u32]) -> u32 {
     let mut crc = !0u32;
     for &w in words {
@@ -24,6 +44,16 @@ pub fn mpeg2(words: &[u32]) -> u32 {
 
 /// Continues a CRC-32/ISO-HDLC (gzip's) over `data`: `gzip(gzip(0, a), b)` is the CRC of
 /// `a` followed by `b`.
+#[cfg(target_arch = "xtensa")]
+#[inline(always)]
+pub fn gzip(crc: u32, data: &[u8]) -> u32 {
+    // SAFETY: reads `data` only.
+    unsafe { eboot_crc32(crc, data.as_ptr(), data.len()) }
+}
+
+/// Continues a CRC-32/ISO-HDLC (gzip's) over `data`: `gzip(gzip(0, a), b)` is the CRC of
+/// `a` followed by `b`.
+#[cfg(not(target_arch = "xtensa"))]
 pub fn gzip(crc: u32, data: &[u8]) -> u32 {
     !data.iter().fold(!crc, |c, &b| gzip_byte(c, b))
 }

@@ -75,7 +75,9 @@ impl Segment {
 }
 
 /// What a segment is, by load address (the ESP8266 memory map).
+/// `repr(u8)`: the device's assembly `segment_region` returns these discriminants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Region {
     /// Data RAM 0x3FFE8000..0x3FFFC000 (what apps may use; above it live the ROM's data
     /// and the stack the loader runs on): loaded.
@@ -136,10 +138,24 @@ impl Region {
     }
 }
 
+/// The device's `segment_region` (below): lx106 assembly.
+#[cfg(target_arch = "xtensa")]
+#[inline(always)]
+pub fn segment_region(addr: u32, len: u32, iram_end: u32) -> Region {
+    extern "C" {
+        /// device/leaf.S: this function, returning a `Region` discriminant (0..=4).
+        fn eboot_segment_region(addr: u32, len: u32, iram_end: u32) -> Region;
+    }
+    // SAFETY: no memory access; the result is always a discriminant of `Region`.
+    unsafe { eboot_segment_region(addr, len, iram_end) }
+}
+
 /// The region a segment header's data loads into, or `Invalid` unless the segment is word
 /// aligned (SPIRead loads straight into RAM) and lies inside one region, IRAM ending at
 /// `iram_end` (`IRAM_END` for an app, `EXT_IRAM_END` for the extension image). The one rule
-/// for the dry run's walker and the boot-time check.
+/// for the dry run's walker and the boot-time check; the device runs it in assembly
+/// (device/leaf.S, compared with this one on QEMU by tests/bench/tests/leaf_asm.rs).
+#[cfg(not(target_arch = "xtensa"))]
 pub fn segment_region(addr: u32, len: u32, iram_end: u32) -> Region {
     let (r, end) = if addr.wrapping_sub(IRAM_START) < iram_end - IRAM_START {
         (Region::Iram, iram_end)
@@ -227,6 +243,14 @@ mod tests {
         assert!(!Region::of(0x4010_F000).loaded());
         assert_eq!(Region::of(0x4020_1010), Region::Flash);
         assert!(!Region::of(0x4000_0000).loaded());
+    }
+
+    #[test]
+    fn region_discriminants_as_the_assembly_returns_them() {
+        let d = [Region::Dram, Region::Iram, Region::Rtc, Region::Flash, Region::Invalid];
+        for (i, r) in d.into_iter().enumerate() {
+            assert_eq!(r as u8, i as u8);
+        }
     }
 
     #[test]

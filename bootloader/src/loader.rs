@@ -8,7 +8,9 @@ use embedded_storage::nor_flash::{NorFlash, ReadNorFlash};
 
 use crate::copy::crc_flash;
 use crate::flash::{self, SECTOR};
-use crate::image::{padded_len, segment_region, Region, Segment, APP_OFFSET, CHECKSUM_SEED, EXT_IRAM_END, IRAM_END, MAGIC, MAX_SEGMENTS};
+#[cfg(not(target_arch = "xtensa"))]
+use crate::image::CHECKSUM_SEED;
+use crate::image::{padded_len, segment_region, Region, Segment, APP_OFFSET, EXT_IRAM_END, IRAM_END, MAGIC, MAX_SEGMENTS};
 use crate::report::Code;
 
 /// A bootable app: where it is and the 16 bytes that start it (image header + first
@@ -50,6 +52,11 @@ impl App {
 /// verdict and is dropped. Image and segment headers are both 8 bytes: `next` is where the
 /// next one (or, after the last segment, the checksum word) starts; everything between is
 /// segment data.
+///
+/// `repr(C)`: on the device `feed` is lx106 assembly (device/leaf.S) working on this
+/// struct by field offsets; `word` is its specification (tests/bench/tests/leaf_asm.rs
+/// compares the two on QEMU).
+#[repr(C)]
 pub struct Walker {
     off: u32,
     /// `DONE` once the walker has seen everything it needs (valid or not).
@@ -64,7 +71,8 @@ pub struct Walker {
     /// bytes): elf2bin computes the checksum with them zero and only then stores its
     /// whole-image CRC there (`__crc_len`, `__crc_val`). Stays 0 for any other layout.
     crc_words: u32,
-    arduino: bool,
+    /// Nonzero: an Arduino layout (a word for the assembly's sake).
+    arduino: u32,
     /// The image length once the checksum matched, else 0.
     len: u32,
     pub entry: u32,
@@ -73,11 +81,13 @@ pub struct Walker {
     pub head: [u32; 4],
 }
 
+#[cfg(not(target_arch = "xtensa"))]
 /// `next` of a walker that has finished: far beyond any flash offset, so every later word
 /// is taken for segment data and changes nothing that matters.
 const DONE: u32 = 1 << 31;
 
 /// XOR of a word's four bytes (in its low byte, the rest garbage).
+#[cfg(not(target_arch = "xtensa"))]
 fn fold(x: u32) -> u32 {
     let x = x ^ (x >> 16);
     x ^ (x >> 8)
@@ -85,15 +95,29 @@ fn fold(x: u32) -> u32 {
 
 impl Walker {
     pub const fn new() -> Walker {
-        Walker { off: 0, next: 0, left: 0, first: 0, sum: 0, crc_words: 0, arduino: false, len: 0, entry: 0, head: [0; 4] }
+        Walker { off: 0, next: 0, left: 0, first: 0, sum: 0, crc_words: 0, arduino: 0, len: 0, entry: 0, head: [0; 4] }
     }
 
+    /// On the device `data` must be word aligned (every caller's buffer is: `Mem` and the
+    /// inflater's window sectors): the assembly loads whole words.
+    #[cfg(target_arch = "xtensa")]
+    #[inline(always)]
+    pub fn feed(&mut self, data: &[u8]) {
+        extern "C" {
+            fn eboot_walker_feed(w: *mut Walker, data: *const u8, len: usize);
+        }
+        // SAFETY: reads `data`, writes `self` only (a repr(C) Walker).
+        unsafe { eboot_walker_feed(self, data.as_ptr(), data.len()) }
+    }
+
+    #[cfg(not(target_arch = "xtensa"))]
     pub fn feed(&mut self, data: &[u8]) {
         for w in data.as_chunks::<4>().0 {
             self.word(u32::from_le_bytes(*w));
         }
     }
 
+    #[cfg(not(target_arch = "xtensa"))]
     #[inline(never)]
     fn word(&mut self, w: u32) {
         let o = self.off;
@@ -104,7 +128,7 @@ impl Walker {
         let i = o.wrapping_sub(self.next);
         if i >= 8 {
             self.sum ^= w;
-            if self.arduino && o.wrapping_sub(16) < 8 {
+            if self.arduino != 0 && o.wrapping_sub(16) < 8 {
                 self.crc_words ^= w;
             }
             return;
@@ -139,7 +163,7 @@ impl Walker {
             return;
         }
         if o == 12 && r == Region::Flash && len >= 8 {
-            self.arduino = true;
+            self.arduino = 1;
         }
         self.left -= 1;
         self.next = o + 4 + len;

@@ -366,12 +366,14 @@ pub fn build_variant(variant: Variant) -> Result<Built, String> {
     let asm = out.join(format!("{stem}.s"));
     compile_asm(&asm, variant)?;
 
-    // Our functions, the compiler's and those of the hand-written assembly (entry.S, and
-    // inflate.S: the device's inflater), are the targets `call0` may reach.
+    // Our functions, the compiler's and those of the hand-written assembly (entry.S,
+    // inflate.S: the device's inflater, leaf.S: CRC, region rule, image walker), are the
+    // targets `call0` may reach.
     let entry_s = root.join("bootloader/src/device/entry.S");
     let inflate_s = root.join("bootloader/src/device/inflate.S");
+    let leaf_s = root.join("bootloader/src/device/leaf.S");
     let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()));
-    let (text, entry_text) = (read(&asm)?, read(&entry_s)? + &read(&inflate_s)?);
+    let (text, entry_text) = (read(&asm)?, read(&entry_s)? + &read(&inflate_s)? + &read(&leaf_s)?);
     // Shared stubs for ROM functions called from many places; `calls` then reaches them.
     let rom = rom::rom_functions(&read(&root.join("linker/rom.ld"))?)?;
     let (text, stubbed) = rom::stubs(&text, &rom).map_err(|e| format!("{}: {e}", asm.display()))?;
@@ -395,7 +397,9 @@ pub fn build_variant(variant: Variant) -> Result<Built, String> {
     run(Command::new(AS).args(AS_FLAGS).arg("-o").arg(&entry_o).arg(&entry_s))?;
     let inflate_o = out.join("inflate.o");
     run(Command::new(AS).args(AS_FLAGS).arg("-o").arg(&inflate_o).arg(&inflate_s))?;
-    let objs = [entry_o.as_path(), main_o.as_path(), inflate_o.as_path()];
+    let leaf_o = out.join("leaf.o");
+    run(Command::new(AS).args(AS_FLAGS).arg("-o").arg(&leaf_o).arg(&leaf_s))?;
+    let objs = [entry_o.as_path(), main_o.as_path(), inflate_o.as_path(), leaf_o.as_path()];
 
     let bin = out.join(format!("{stem}.bin"));
     // Never leave an older image behind to be flashed by mistake.
@@ -585,7 +589,11 @@ pub fn size() -> Result<(), String> {
     let asm_syms: Vec<String> = symbols(&out_dir().join("inflate.o"))?.into_iter().map(|s| s.name).collect();
     let mut budget: Vec<(&str, u32)> = FEATURES.iter().map(|(f, _)| (*f, 0)).collect();
     for sym in syms.iter().filter(|s| s.kind.eq_ignore_ascii_case(&'t')) {
-        let f = if asm_syms.contains(&sym.name) { INFLATER } else { feature_of(&sym.name) };
+        // The inflater's symbols but those named for a feature (its CRC, shared with Rust).
+        let f = match feature_of(&sym.name) {
+            "other" if asm_syms.contains(&sym.name) => INFLATER,
+            f => f,
+        };
         if let Some(b) = budget.iter_mut().find(|(name, _)| *name == f) {
             b.1 += sym.size;
         }
@@ -615,12 +623,12 @@ const INFLATER: &str = "gzip inflater (device/inflate.S)";
 /// feature whose fragment a symbol contains takes it.
 const FEATURES: &[(&str, &[&str])] = &[
     (INFLATER, &[]),
-    ("copy engine: read/inflate loop, sector compare/erase/program/read-back, dry-run sink and image walker", &["copy::", "loader::Walker"]),
+    ("copy engine: read/inflate loop, sector compare/erase/program/read-back, dry-run sink and image walker", &["copy::", "loader::Walker", "eboot_walker"]),
     ("boot flow: command checks, dry-run setup, journal header and steps, report (inlined into the entry)", &["eboot_rs_main", "boot::", "report::"]),
-    ("app check and loader: segment table walk, region rules", &["loader::walk", "loader::app", "image::"]),
+    ("app check and loader: segment table walk, region rules", &["loader::walk", "loader::app", "image::", "eboot_segment_region"]),
     ("extension image check (chain-load)", &["loader::extension"]),
     ("journal: search, load, steps, log", &["journal::"]),
-    ("CRC-32 routines", &["crc::"]),
+    ("CRC-32 routines", &["crc::", "eboot_crc"]),
     ("flash wrappers, ROM call stubs, halt, jump", &["flash::", "eboot_rs_rom_", "device::", "jump_to_app"]),
     ("other", &[""]),
 ];
@@ -656,6 +664,10 @@ mod tests {
         assert_eq!(feature_of("eboot_rs_main"), FEATURES[2].0);
         assert_eq!(feature_of("bootloader::loader::extension::<X>"), "extension image check (chain-load)");
         assert_eq!(feature_of("bootloader::loader::walk::<X>"), FEATURES[3].0);
+        assert_eq!(feature_of("eboot_walker_feed"), FEATURES[1].0);
+        assert_eq!(feature_of("eboot_segment_region"), FEATURES[3].0);
+        assert_eq!(feature_of("eboot_crc32"), "CRC-32 routines");
+        assert_eq!(feature_of("eboot_crc_mpeg2"), "CRC-32 routines");
         assert_eq!(feature_of("something_new"), "other");
     }
 

@@ -44,7 +44,7 @@
     .equ F_SP, 0            /* the caller's stack pointer, less our 32 bytes */
     .equ F_IN, 4
     .equ F_FLUSHED, 8       /* output handed to the sink so far */
-    .equ F_CRC, 12          /* inverted CRC-32 registers: output, header */
+    .equ F_CRC, 12          /* CRC-32s so far: output, header */
     .equ F_ICRC, 16
     .equ F_NDIST, 20
     .equ F_NLEN, 24
@@ -83,9 +83,8 @@ eboot_gunzip:
     movi    a13, 0
     mov     a14, a3
     movi    a15, 1
-    movi    a4, -1
-    s32i    a4, a1, F_CRC
-    s32i    a4, a1, F_ICRC
+    s32i    a12, a1, F_CRC
+    s32i    a12, a1, F_ICRC
 
     /* gzip header (RFC 1952 2.3), every byte through hbytes (CRC for FHCRC). As the Rust
      * one, the magic, method and reserved flags are checked once all four bytes are in. */
@@ -116,9 +115,8 @@ eboot_gunzip:
     bbci    a8, 1, .Lblock      /* FHCRC: low half of the CRC-32 of the header so far */
     movi    a2, 16
     CALL    getbits
-    l32i    a4, a1, F_ICRC      /* inverted register: want = ~reg & 0xFFFF */
+    l32i    a4, a1, F_ICRC
     xor     a3, a3, a4
-    addi    a3, a3, 1
     extui   a3, a3, 0, 16
     bnez    a3, .Lheader
 
@@ -314,8 +312,8 @@ eboot_gunzip:
     l32i    a3, a1, F_FINAL
     bbci    a3, 0, .Lblock
     l32i    a2, a1, F_FLUSHED   /* the last, partial sector (flushchk left < 4096) */
-    sub     a3, a12, a2
-    beqz    a3, 1f
+    sub     a4, a12, a2
+    beqz    a4, 1f
     CALL    flush
 1:  movi    a15, 1              /* trailer: CRC-32, ISIZE from a byte boundary */
     movi    a2, 32
@@ -324,9 +322,7 @@ eboot_gunzip:
     movi    a2, 32
     CALL    getbits
     l32i    a4, a1, F_CRC
-    xor     a4, a4, a10         /* stored CRC ^ inverted register = -1 */
-    addi    a4, a4, 1
-    bnez    a4, .Ltrailer
+    bne     a4, a10, .Ltrailer
     bne     a3, a12, .Ltrailer
     l32i    a5, a1, F_CTX       /* results: length, CRC (= the stored one), input used */
     s32i    a12, a5, 0
@@ -428,52 +424,60 @@ hbytes:
     CALL    getbits
     ssai    8                   /* a11 = a3 << 24 | a11 >> 8 (a3 < 256) */
     src     a11, a3, a11
-    s32i    a3, a1, F_T         /* the byte, for crc (little endian: at F_T) */
-    addi    a2, a1, F_T
-    movi    a3, 1
-    l32i    a4, a1, F_ICRC
-    CALL    crc
-    s32i    a4, a1, F_ICRC
+    s32i    a3, a1, F_T         /* the byte, for the CRC (little endian: at F_T) */
+    addi    a3, a1, F_T
+    movi    a4, 1
+    l32i    a2, a1, F_ICRC
+    CALL    eboot_crc32
+    s32i    a2, a1, F_ICRC
     addi    a10, a10, -1
     j       1b
 2:  l32i    a0, a1, F_RET
     ret
     .size hbytes, . - hbytes
 
-/* crc: a3 (> 0) bytes at a2 into the inverted CRC-32 register a4.  Clobbers a2, a3, a5..a7. */
+/* u32 eboot_crc32(u32 crc, const u8 *data, u32 len): CRC-32/ISO-HDLC (gzip's) continued
+ * over data, also the device's `crc::gzip` (C ABI; one copy of the loop for both).
+ * Clobbers a3..a7 (hbytes and flush rely on it) and SAR. One loop over the bits, a byte
+ * going in every 8. The shift is a rotate right (SAR 1), which brings the bit shifted out
+ * to bit 31: (c >> 1) ^ P equals rotr(c) ^ (P ^ 1 << 31) then. */
     .p2align 2
-    .type crc, @function
-crc:
-    movi    a7, 0xEDB88320
-1:  l8ui    a5, a2, 0
-    xor     a4, a4, a5
-    addi    a2, a2, 1
-    movi    a5, 8
-2:  slli    a6, a4, 31
-    srai    a6, a6, 31
-    and     a6, a6, a7
-    srli    a4, a4, 1
-    xor     a4, a4, a6
-    addi    a5, a5, -1
-    bnez    a5, 2b
-    addi    a3, a3, -1
-    bnez    a3, 1b
+    .global eboot_crc32
+    .type eboot_crc32, @function
+eboot_crc32:
+    movi    a7, 0x6DB88320      /* P ^ 1 << 31 */
+    ssai    1
+    movi    a6, -1
+    xor     a2, a2, a6
+    slli    a4, a4, 3           /* bits left */
+1:  beqz    a4, 3f
+    extui   a5, a4, 0, 3
+    bnez    a5, 2f
+    l8ui    a5, a3, 0
+    addi    a3, a3, 1
+    xor     a2, a2, a5
+2:  src     a2, a2, a2
+    bgez    a2, 4f
+    xor     a2, a2, a7
+4:  addi    a4, a4, -1
+    j       1b
+3:  xor     a2, a2, a6
     ret
-    .size crc, . - crc
+    .size eboot_crc32, . - eboot_crc32
 
 /* flushchk: hands over the sector just completed, if any (called where only a12..a15 are
  * live: before each symbol and after each stored byte, so before any further input is
- * read, as the Rust inflater's immediate flush).  flush: a3 (1..4096) bytes from output
+ * read, as the Rust inflater's immediate flush).  flush: a4 (1..4096) bytes from output
  * position a2 (a multiple of 4096).  Both clobber a2..a11. */
     .p2align 2
     .type flushchk, @function
 flushchk:
     l32i    a2, a1, F_FLUSHED
-    sub     a3, a12, a2
-    srli    a4, a3, 12
+    sub     a4, a12, a2
+    srli    a4, a4, 12
     beqz    a4, 1f
-    movi    a3, 1
-    slli    a3, a3, 12
+    movi    a4, 1
+    slli    a4, a4, 12
     j       flush
 1:  ret
     .size flushchk, . - flushchk
@@ -482,16 +486,16 @@ flushchk:
     .type flush, @function
 flush:
     s32i    a0, a1, F_RET
-    add     a4, a2, a3
-    s32i    a4, a1, F_FLUSHED
-    extui   a10, a2, 0, 15
-    add     a10, a10, a1
-    addmi   a10, a10, WIN       /* data */
-    mov     a11, a3             /* length */
-    mov     a2, a10
-    l32i    a4, a1, F_CRC
-    CALL    crc
-    s32i    a4, a1, F_CRC
+    add     a3, a2, a4
+    s32i    a3, a1, F_FLUSHED
+    extui   a3, a2, 0, 15
+    add     a3, a3, a1
+    addmi   a3, a3, WIN         /* data */
+    mov     a10, a3
+    mov     a11, a4             /* length */
+    l32i    a2, a1, F_CRC
+    CALL    eboot_crc32
+    s32i    a2, a1, F_CRC
     l32i    a2, a1, F_CTX
     mov     a3, a10
     mov     a4, a11
