@@ -5,58 +5,23 @@ use bench::qemu::Run;
 use bench::scenario::{stage, staging_addr, sweep, updater_command, check_outcome, Outcome, Scenario};
 use bench::{build_fixtures, AppSpec, Board, Fixtures, Reset};
 
-/// Builds the bootloader for the bench: (image path, oversize). The flashable
-/// target/esp8266/bootloader.bin when it fits; when the build refuses it for its size only,
-/// the ELF it linked, converted to target/esp8266/bootloader-oversize.bin, which the bench
-/// can boot only from a bench-only slot (`bench::board`).
-pub fn bootloader() -> Result<(PathBuf, bool), String> {
-    let out = crate::device::out_dir();
-    let stale = bench::board::oversize_bin(&out);
-    match crate::device::build() {
-        Ok(bin) => {
-            // Nothing may pick an older oversize image once a flashable one exists.
-            let _ = std::fs::remove_file(&stale);
-            Ok((bin, false))
-        }
-        // device.rs words it "... N bytes, M over the 4096-byte limit ...".
-        Err(e) if e.contains(&format!("{}-byte limit", crate::device::LIMIT)) => {
-            let bin = bench::board::convert_oversize(&out)?;
-            // The ELF must come from this build: linked after this build assembled its object.
-            let mtime = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-            let obj = mtime(&out.join("bootloader.o"));
-            let elf = ["bootloader.elf", "oversize.elf"].iter().filter_map(|n| mtime(&out.join(n))).max();
-            if elf < obj {
-                let _ = std::fs::remove_file(&bin);
-                return Err(format!("{e}; and the ELF in {} is older than this build", out.display()));
-            }
-            eprintln!("build: {e}; the bench runs it from a bench-only slot ({})", bin.display());
-            Ok((bin, true))
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&stale);
-            Err(e)
-        }
-    }
+/// Builds the bootloader for the bench: target/esp8266/bootloader.bin, the flashable image
+/// (the build fails when it does not fit).
+pub fn bootloader() -> Result<PathBuf, String> {
+    crate::device::build()
 }
 
-/// The board for `bootloader()`'s image, with its note printed when it is oversize.
-pub fn board(what_measures: &str) -> Result<Board, String> {
-    let (path, oversize) = bootloader()?;
+/// The board for `bootloader()`'s image: that image at flash 0.
+pub fn board() -> Result<Board, String> {
+    let path = bootloader()?;
     let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let board = Board::new(bytes, &path)?;
-    if board.oversize() != oversize {
-        return Err(format!("{}: {} bytes, but the build said oversize={oversize}", path.display(), board.bootloader.len()));
-    }
-    if let Some(n) = board.note() {
-        println!("{n}; {what_measures}");
-    }
-    Ok(board)
+    Board::new(bytes, &path)
 }
 
-/// Before `cargo test`: the bootloader image the e2e tests pick up (flashable, or the
-/// oversize one, announced) and the bench fixtures, so tests start from a fresh build.
+/// Before `cargo test`: the bootloader image the e2e tests pick up and the bench fixtures,
+/// so tests start from a fresh build.
 pub fn prepare() -> Result<(), String> {
-    board("the bench e2e tests run this oversize build")?;
+    board()?;
     build_fixtures()?;
     Ok(())
 }
@@ -84,9 +49,9 @@ pub fn sweep_scenario(fx: &Fixtures, board: &Board) -> Result<Scenario, String> 
 }
 
 pub fn bench(_args: &[&str]) -> Result<(), String> {
-    let board = board("the BENCH figures below measure this oversize build")?;
+    let board = board()?;
     let fx = build_fixtures()?;
-    println!("BENCH bootloader_bytes={} boot_offset={:#x}", board.bootloader.len(), board.boot_offset);
+    println!("BENCH bootloader_bytes={}", board.bootloader.len());
 
     // Boot time: no command, 300 KB app.
     let big_a = board.app_image(&fx, &AppSpec::new("A", 1, 300 * 1024))?;

@@ -25,23 +25,15 @@ fn show(n: usize, what: &str, runs: &[Run]) {
 }
 
 pub fn demo(_args: &[&str]) -> Result<(), String> {
-    let board = crate::bench::board("this demo runs that oversize build")?;
-    let bin = board.source.clone();
+    let board = crate::bench::board()?;
+    // The path printed for flashing, absolute whatever the current directory.
+    let bin = std::path::absolute(&board.source).map_err(|e| format!("{}: {e}", board.source.display()))?;
     let fx = build_fixtures()?;
     let old = board.app_image(&fx, &AppSpec::new("OLD", 1, 96 * 1024))?;
     let new = board.app_image(&fx, &AppSpec::new("NEW", 2, 100 * 1024))?;
     let gz = tools::gzip::gzip_best(&new);
-    println!("eboot-rs demo on the QEMU lx106 bench ({} MiB flash, layout 1M64)", board.chip >> 20);
-    if board.oversize() {
-        println!(
-            "  bootloader {} bytes in the BENCH-ONLY slot at {:#x} (too big for 0x0); app OLD {} bytes at 0x1000",
-            board.bootloader.len(),
-            board.boot_offset,
-            old.len() - 4096
-        );
-    } else {
-        println!("  bootloader {} bytes at 0x0; app OLD {} bytes at 0x1000", board.bootloader.len(), old.len() - 4096);
-    }
+    println!("eboot-rs demo on the QEMU lx106 bench ({} MiB flash, layout 1M64)", bench::scenario::CHIP >> 20);
+    println!("  bootloader {} bytes at 0x0; app OLD {} bytes at 0x1000", board.bootloader.len(), old.len() - 4096);
     println!("  update: app NEW, {} bytes, gzip {} bytes", new.len(), gz.len());
 
     let mut d = board.device(&fx.rom, board.flashed(&old), 42);
@@ -134,15 +126,8 @@ pub fn demo(_args: &[&str]) -> Result<(), String> {
         "  power-ons 4-{}: trial update through the extension image; BAD ran in trial, never confirmed, NEW restored byte for byte",
         n - 1
     );
-    if let Some(n) = board.note() {
-        println!("\n{n}.");
-        println!("It is not flashable: `cargo xtask size` shows where its bytes go. Once it fits 4096 bytes,");
-        println!("`cargo xtask demo` runs target/esp8266/bootloader.bin at flash 0 instead.");
-        return Ok(());
-    }
-    println!("\nFlash the bootloader on a real board at 0x0:");
-    println!("  esptool.py --chip esp8266 write_flash 0x0 {}", bin.display());
-    println!("or a whole Arduino image (bootloader + sketch) built with otatool:");
+    println!("\nA whole Arduino image (bootloader + sketch) built with otatool:");
     println!("  otatool image -e {} -a sketch.elf -o sketch.bin && esptool.py --chip esp8266 write_flash 0x0 sketch.bin", bin.display());
+    println!("\nflash it: esptool.py --chip esp8266 write_flash 0x0 {}", bin.display());
     Ok(())
 }
