@@ -5,8 +5,8 @@
 //! * [`qemu`]: one QEMU process per power-on; flash carried from run to run, RTC memory
 //!   only across soft resets; console, flash counters and instruction counts per run.
 //! * [`app`]: what a test app printed, and what it should have printed for an image.
-//! * [`board`]: where the bootloader under test sits (flash 0, or a labelled bench-only
-//!   slot while it is over 4096 bytes).
+//! * [`board`]: the bootloader under test at flash 0 (only a flashable image: at most
+//!   4,080 bytes, what elf2bin.py accepts).
 //! * [`scenario`]: flash layouts, staging like the Arduino `Updater`, and the power-cut sweep.
 pub mod app;
 pub mod board;

@@ -33,8 +33,7 @@ pub fn stage_ext(flash: &mut [u8], len: usize, ext: &[u8]) -> (u32, u32) {
     (at, crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(ext))
 }
 
-/// A blank 1 MiB chip with `image` (an Arduino image: bootloader + app) flashed at 0. The
-/// real bootloader's boards come from `Board::flashed` (its chip may be bigger).
+/// A blank 1 MiB chip with `image` (an Arduino image: bootloader + app) flashed at 0.
 pub fn flashed(image: &[u8]) -> Vec<u8> {
     let mut f = vec![0xFF; CHIP];
     f[..image.len()].copy_from_slice(image);
@@ -103,10 +102,6 @@ pub fn check_outcome(flash: &[u8], app: Option<&AppOutput>, o: &Outcome, sector0
 #[derive(Clone, Debug)]
 pub struct Scenario {
     pub flash: Vec<u8>,
-    /// Where the ROM loads the bootloader from (`Board::boot_offset`: 0 on a real chip).
-    pub boot_offset: u32,
-    /// The bootloader image at `boot_offset` when that is not 0 (it must stay intact).
-    pub slot: Vec<u8>,
     pub command: [u32; 32],
     pub old: Outcome,
     pub new: Outcome,
@@ -130,11 +125,9 @@ pub struct SweepResult {
 }
 
 impl Scenario {
-    /// A device for this scenario's board (bootloader at `boot_offset`).
+    /// A device for this scenario's board (bootloader at flash 0).
     pub fn device(&self, rom: &std::path::Path, flash: Vec<u8>, seed: u64) -> Device {
-        let mut d = Device::new(rom, flash, seed);
-        d.boot_offset = self.boot_offset;
-        d
+        Device::new(rom, flash, seed)
     }
 }
 
@@ -240,7 +233,7 @@ fn cut_point(rom: &std::path::Path, s: &Scenario, sector0: &[u8], cut: Cut, nest
     let bad: Vec<_> = runs.iter().filter(|r| r.counters.violations > 0).collect();
     pr.result = if !bad.is_empty() {
         Err(format!("ROM rule violation:\n{}", bad[0].console))
-    } else if let Err(e) = crate::board::check_boot_area(&d.flash, sector0, s.boot_offset, &s.slot) {
+    } else if let Err(e) = crate::board::check_boot_area(&d.flash, sector0) {
         Err(e)
     } else {
         match (check_outcome(&d.flash, last.app.as_ref(), &s.new, sector0), check_outcome(&d.flash, last.app.as_ref(), &s.old, sector0)) {

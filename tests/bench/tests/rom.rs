@@ -122,37 +122,6 @@ fn rtc_survives_soft_reset_only() {
     assert!((0..32).any(|i| d.rtc_word(i) != 0), "garbage, not zeros");
 }
 
-/// The bench-only boot slot (for a bootloader over 4096 bytes): the ROM loads the image
-/// from `boot_offset`, says so, and reports the whole (bigger) chip; at offset 0 the same
-/// flash, whose sector 0 is a marker, does not boot.
-#[test]
-fn bench_only_boot_slot() {
-    use bench::board::{OVERSIZE_CHIP, OVERSIZE_SLOT, SECTOR0_MARKER};
-    let fx = build_fixtures().unwrap();
-    let img = fx.image(&fx.miniboot().unwrap(), &AppSpec::new("A", 1, 0)).unwrap();
-    let mut f = vec![0xFF; OVERSIZE_CHIP];
-    f[..img.len()].copy_from_slice(&img);
-    let slot = OVERSIZE_SLOT as usize;
-    f.copy_within(0..4096, slot);
-    f[..4096].fill(0xAA);
-    f[..SECTOR0_MARKER.len()].copy_from_slice(SECTOR0_MARKER);
-
-    let mut d = Device::new(&fx.rom, f.clone(), 10);
-    d.boot_offset = OVERSIZE_SLOT;
-    let r = d.power_on(None);
-    assert_eq!(r.end, End::SoftReset, "{}", r.console);
-    assert!(r.console.contains(&format!("BENCH-ONLY boot slot: bootloader read from flash {slot:x}")), "{}", r.console);
-    assert!(r.console.contains(&format!("chip={OVERSIZE_CHIP}")), "{}", r.console);
-    assert!(r.console.contains("miniboot"));
-    let app = r.app.as_ref().expect("app ran");
-    assert_eq!(app.segs, expected_segs(&img).unwrap());
-    assert_eq!(d.flash, f, "a plain boot writes nothing");
-
-    let r = Device::new(&fx.rom, f, 11).power_on(None);
-    assert_eq!(r.end, End::RomRefused, "{}", r.console);
-    assert!(r.console.contains("no image at the boot offset"));
-}
-
 /// An ESP8266 image with one segment of `len` bytes at `addr` whose entry is the ROM's
 /// bench-only park routine: once loaded, the run ends as `park`.
 fn park_image(addr: u32, len: usize) -> Vec<u8> {
@@ -170,58 +139,56 @@ fn park_image(addr: u32, len: usize) -> Vec<u8> {
     img
 }
 
-/// An image whose code runs past real IRAM (0x40110000) is refused at flash 0, and loads
-/// from the bench-only slot (where the ROM widens IRAM to 0x40120000, QEMU RAM).
+/// An image whose code runs past real IRAM (0x40110000) is refused at flash 0; one that
+/// ends exactly there loads.
 #[test]
-fn wide_iram_only_in_the_boot_slot() {
-    use bench::board::{OVERSIZE_CHIP, OVERSIZE_SLOT};
+fn rom_refuses_code_past_real_iram() {
     let fx = build_fixtures().unwrap();
     let img = park_image(0x4011_0000, 8);
-    let mut f = vec![0xFF; OVERSIZE_CHIP];
-    f[..img.len()].copy_from_slice(&img);
-    let r = Device::new(&fx.rom, f.clone(), 12).power_on(None);
+    let r = Device::new(&fx.rom, flashed(&img), 12).power_on(None);
     assert_eq!(r.end, End::RomRefused, "{}", r.console);
     assert!(r.console.contains("segment outside IRAM/DRAM"), "{}", r.console);
 
-    let slot = OVERSIZE_SLOT as usize;
-    f[slot..slot + img.len()].copy_from_slice(&img);
-    let mut d = Device::new(&fx.rom, f, 13);
-    d.boot_offset = OVERSIZE_SLOT;
-    let r = d.power_on(None);
+    let img = park_image(0x4010_FFF8, 8);
+    let r = Device::new(&fx.rom, flashed(&img), 13).power_on(None);
     assert!(matches!(r.end, End::Park(_)), "{:?}\n{}", r.end, r.console);
-    assert!(r.console.contains("load 40110000 len 8"), "{}", r.console);
+    assert!(r.console.contains("load 4010fff8 len 8"), "{}", r.console);
 }
 
-/// `Board` puts an image of exactly 4096 bytes at flash 0 of a 1 MiB chip (elf2bin would
-/// refuse it, the chip boots it), and one of 4112 bytes in the bench-only slot of a 2 MiB
-/// chip with the marker in sector 0; the app images carry a valid whole-image CRC either way.
+/// The ROM boots any valid image at flash 0, one of exactly 4096 bytes too. `Board` takes
+/// only what elf2bin accepts (at most 4,080 bytes), at flash 0 of a 1 MiB chip, with app
+/// images carrying a valid whole-image CRC; it refuses 4096 and 4112 bytes.
 #[test]
-fn board_places_the_bootloader_by_size() {
-    use bench::board::{Board, OVERSIZE_CHIP, OVERSIZE_SLOT, SECTOR0_MARKER};
+fn board_takes_only_a_flashable_image() {
+    use bench::board::Board;
     let fx = build_fixtures().unwrap();
-    for (len, oversize) in [(4064, false), (4080, true)] {
-        let bl = park_image(0x3FFF_0000, len);
-        assert_eq!(bl.len(), if oversize { 4112 } else { 4096 });
-        let board = Board::new(bl.clone(), std::path::Path::new("test")).unwrap();
-        assert_eq!(board.oversize(), oversize);
-        assert_eq!(board.note().is_some(), oversize);
-        let app = board.app_image(&fx, &AppSpec::new("A", 1, 0)).unwrap();
-        assert!(tools::image::arduino_crc(&app).unwrap().valid);
-        // The same app bytes as with any other sector 0, apart from the CRC words at 0x1010.
-        let other = fx.image(&fx.miniboot().unwrap(), &AppSpec::new("A", 1, 0)).unwrap();
-        assert_eq!((&app[0x1000..0x1010], &app[0x1018..]), (&other[0x1000..0x1010], &other[0x1018..]));
-        let f = board.flashed(&app);
-        if oversize {
-            assert_eq!((board.chip, board.boot_offset), (OVERSIZE_CHIP, OVERSIZE_SLOT));
-            assert_eq!(&app[..SECTOR0_MARKER.len()], SECTOR0_MARKER);
-            assert_eq!(&f[OVERSIZE_SLOT as usize..][..bl.len()], &bl[..]);
-        } else {
-            assert_eq!((board.chip, board.boot_offset), (1 << 20, 0));
-            assert_eq!(app[4..4096], bl[4..], "the image itself at flash 0 (bytes 2, 3: flash mode, size)");
-        }
-        let r = board.device(&fx.rom, f, 14).power_on(None);
-        assert!(matches!(r.end, End::Park(_)), "{:?}\n{}", r.end, r.console);
-        assert_eq!(r.console.contains("BENCH-ONLY boot slot"), oversize);
-        assert!(r.console.contains(&format!("load 3fff0000 len {len}")), "{}", r.console);
+
+    // The ROM model itself: a 4096-byte image at flash 0 boots.
+    let full = park_image(0x3FFF_0000, 4064);
+    assert_eq!(full.len(), 4096);
+    let r = Device::new(&fx.rom, flashed(&full), 14).power_on(None);
+    assert!(matches!(r.end, End::Park(_)), "{:?}\n{}", r.end, r.console);
+    assert!(r.console.contains("load 3fff0000 len 4064"), "{}", r.console);
+
+    let bl = park_image(0x3FFF_0000, 4048);
+    assert_eq!(bl.len(), 4080);
+    let board = Board::new(bl.clone(), std::path::Path::new("test")).unwrap();
+    let app = board.app_image(&fx, &AppSpec::new("A", 1, 0)).unwrap();
+    assert!(tools::image::arduino_crc(&app).unwrap().valid);
+    // The same app bytes as with any other sector 0, apart from the CRC words at 0x1010.
+    let other = fx.image(&fx.miniboot().unwrap(), &AppSpec::new("A", 1, 0)).unwrap();
+    assert_eq!((&app[0x1000..0x1010], &app[0x1018..]), (&other[0x1000..0x1010], &other[0x1018..]));
+    assert_eq!(app[4..4080], bl[4..], "the image itself at flash 0 (bytes 2, 3: flash mode, size)");
+    assert!(app[4080..4096].iter().all(|&b| b == tools::image::SLOT_FILL));
+    assert_eq!(board.sector0(), &app[..4096]);
+    let f = board.flashed(&app);
+    assert_eq!(f.len(), 1 << 20);
+    let r = board.device(&fx.rom, f, 15).power_on(None);
+    assert!(matches!(r.end, End::Park(_)), "{:?}\n{}", r.end, r.console);
+    assert!(r.console.contains("load 3fff0000 len 4048"), "{}", r.console);
+
+    for (len, why) in [(4064, "elf2bin.py would refuse it"), (4080, "over the 4096-byte flash sector 0")] {
+        let e = Board::new(park_image(0x3FFF_0000, len), std::path::Path::new("test")).unwrap_err();
+        assert!(e.contains(why), "{len}: {e}");
     }
 }
