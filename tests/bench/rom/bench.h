@@ -24,7 +24,6 @@ struct bench_cfg {
     uint32_t cut_garbage;   /* erase only: x/65536 of the sector after that prefix turns arbitrary */
     uint32_t seed;          /* for the arbitrary bytes */
     uint32_t flags;         /* bit 0: print every flash operation */
-    uint32_t boot_offset;   /* bench-only: flash offset of the bootloader image (real chips: 0) */
 };
 #define CUT_NONE 0xFFFFFFFFu
 #define CFG_TRACE 1u

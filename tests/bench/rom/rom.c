@@ -100,7 +100,7 @@ void rom_exception(uint32_t kind, uint32_t cause, uint32_t epc, uint32_t vaddr) 
     end_run("exception", cause);
 }
 
-/* Bench-only: an app or test fixture ends the run explicitly. */
+/* Not in the real ROM: an app or test fixture ends the run explicitly (BENCH_PARK). */
 void rom_bench_park(uint32_t code) { end_run("park", code); }
 
 static void violation(const char *what, uint32_t a, uint32_t b, uint32_t c) {
@@ -274,43 +274,32 @@ void rom_main(void) {
     *(volatile uint32_t *)0x60000714 = CFG->reset_reason;
     FLASHCHIP[0] = 0x1640EF; FLASHCHIP[1] = chip_size; FLASHCHIP[2] = 0x10000;
     FLASHCHIP[3] = SECTOR; FLASHCHIP[4] = 256; FLASHCHIP[5] = 0xFFFF;
-    P("\n#BENCH ROM reset_reason=%u chip=%u cut_at=%d boot_offset=%x\n", CFG->reset_reason,
-      chip_size, (int32_t)cut_at, CFG->boot_offset);
+    P("\n#BENCH ROM reset_reason=%u chip=%u cut_at=%d\n", CFG->reset_reason, chip_size, (int32_t)cut_at);
 
-    /* A bootloader over 4096 bytes would overlap the app at 0x1000, so the harness may put
-     * it elsewhere in flash and say where (bench-only: the real ROM always reads 0). Its
-     * code then also runs past the 64 KiB of real IRAM (eboot's window starts at
-     * 0x4010F000); QEMU has RAM up to 0x401FFFFF, so the limit is widened in this mode only. */
-    uint32_t base = CFG->boot_offset, iram_end = 0x40110000u;
-    if (base) {
-        if (base % SECTOR || base >= chip_size) refuse("boot offset", base);
-        iram_end = 0x40120000u;
-        P("bench-rom: BENCH-ONLY boot slot: bootloader read from flash %x, not 0; IRAM limit %x\n",
-          base, iram_end);
-    }
-    if (FLASH[base] != 0xE9) refuse("no image at the boot offset: magic", FLASH[base]);
-    uint32_t nseg = FLASH[base + 1], entry = rd32(base + 4), off = 8;
+    /* The image at flash 0: segments only in DRAM or the 64 KiB of real IRAM. */
+    if (FLASH[0] != 0xE9) refuse("no image at flash 0: magic", FLASH[0]);
+    uint32_t nseg = FLASH[1], entry = rd32(4), off = 8;
     if (nseg == 0 || nseg > 16) refuse("segment count", nseg);
     uint8_t sum = 0xEF;
     /* First pass: bounds and checksum, so nothing is loaded from a bad image. */
     for (uint32_t i = 0; i < nseg; i++) {
-        uint32_t addr = rd32(base + off), len = rd32(base + off + 4);
+        uint32_t addr = rd32(off), len = rd32(off + 4);
         off += 8;
         int ok = (addr >= 0x3FFE8000u && addr + len <= 0x3FFFC000u && addr + len > addr)
-              || (addr >= 0x40100000u && addr + len <= iram_end && addr + len > addr);
-        if (!ok || len > chip_size || base + off + len > chip_size) refuse("segment outside IRAM/DRAM", addr);
-        for (uint32_t j = 0; j < len; j++) sum ^= FLASH[base + off + j];
+              || (addr >= 0x40100000u && addr + len <= 0x40110000u && addr + len > addr);
+        if (!ok || len > chip_size || off + len > chip_size) refuse("segment outside IRAM/DRAM", addr);
+        for (uint32_t j = 0; j < len; j++) sum ^= FLASH[off + j];
         off += len;
     }
     off = (off + 16) & ~15u;
-    if (FLASH[base + off - 1] != sum) refuse("checksum mismatch", FLASH[base + off - 1] << 8 | sum);
+    if (FLASH[off - 1] != sum) refuse("checksum mismatch", FLASH[off - 1] << 8 | sum);
     off = 8;
     for (uint32_t i = 0; i < nseg; i++) {
-        uint32_t addr = rd32(base + off), len = rd32(base + off + 4);
+        uint32_t addr = rd32(off), len = rd32(off + 4);
         off += 8;
         P("load %08x len %u\n", addr, len);
         volatile uint8_t *d = (volatile uint8_t *)addr;
-        for (uint32_t j = 0; j < len; j++) d[j] = FLASH[base + off + j];
+        for (uint32_t j = 0; j < len; j++) d[j] = FLASH[off + j];
         off += len;
     }
     P("#BENCH JUMP entry=%08x cc=%u\n", entry, rom_ccount());

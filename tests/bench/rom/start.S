@@ -40,7 +40,7 @@ rom_fixed_base:
     STUB(0xE190, rom_memset)
     STUB(0xE21C, rom_udivsi3)
     STUB(0xE268, rom_umodsi3)
-    /* Bench-only entry points (not in the real ROM): test apps use them. */
+    /* Entry points not in the real ROM: test apps use them (BENCH_PARK). */
     STUB(BENCH_PARK_OFF, rom_bench_park)
 
     .section .entry.text, "ax"

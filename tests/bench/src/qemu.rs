@@ -73,7 +73,7 @@ pub enum End {
     RomRefused,
     /// A CPU exception (cause).
     Exception(u32),
-    /// Explicit park through the bench-only ROM entry.
+    /// Explicit park through the bench ROM's park entry (not in the real ROM; test apps).
     Park(u32),
     /// No end within the time limit (hang): QEMU killed.
     Timeout,
@@ -142,9 +142,6 @@ pub struct Device {
     pub rtc: Vec<u8>,
     pub timeout: Duration,
     pub trace: bool,
-    /// Bench-only: where the ROM finds the bootloader (0 on every real chip). Non-zero only
-    /// for a bootloader too big for sector 0 (see `board::Board`).
-    pub boot_offset: u32,
     rng: u64,
 }
 
@@ -161,7 +158,6 @@ impl Device {
             rtc: vec![0; RTC_LEN],
             timeout: Duration::from_secs(secs),
             trace: false,
-            boot_offset: 0,
             rng: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
         };
         d.garbage_rtc();
@@ -256,7 +252,6 @@ impl Device {
             c.garbage,
             seed,
             self.trace as u32,
-            self.boot_offset,
         ];
         let cfg: Vec<u8> = cfg.iter().flat_map(|w| w.to_le_bytes()).collect();
         std::fs::write(&flash_in, &self.flash).expect("write flash");

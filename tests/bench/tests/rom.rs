@@ -50,6 +50,7 @@ fn rom_refuses_a_bad_checksum_and_an_empty_chip() {
     assert!(r.console.contains("checksum mismatch"));
     let r = Device::new(&fx.rom, vec![0xFF; 1 << 20], 1).power_on(None);
     assert_eq!(r.end, End::RomRefused);
+    assert!(r.console.contains("no image at flash 0"), "{}", r.console);
 }
 
 #[test]
@@ -122,8 +123,8 @@ fn rtc_survives_soft_reset_only() {
     assert!((0..32).any(|i| d.rtc_word(i) != 0), "garbage, not zeros");
 }
 
-/// An ESP8266 image with one segment of `len` bytes at `addr` whose entry is the ROM's
-/// bench-only park routine: once loaded, the run ends as `park`.
+/// An ESP8266 image with one segment of `len` bytes at `addr` whose entry is the bench
+/// ROM's park routine (not in the real ROM): once loaded, the run ends as `park`.
 fn park_image(addr: u32, len: usize) -> Vec<u8> {
     let data: Vec<u8> = (0..len).map(|i| (i * 7 + 1) as u8).collect();
     let mut img = vec![0xE9, 1, 0, 0];
