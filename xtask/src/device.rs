@@ -417,8 +417,16 @@ pub fn build_variant(variant: Variant) -> Result<Built, String> {
     }
 
     let elf_bytes = std::fs::read(&elf).map_err(|e| format!("{}: {e}", elf.display()))?;
-    let image = tools::image::image_from_elf(&elf_bytes, &tools::image::FlashParams::default())
-        .map_err(|e| format!("{}: {e}", elf.display()))?;
+    // Tier 1 as elf2bin.py makes it from the ELF (the core's eboot.elf): its sections in
+    // elf2bin's order, so bootloader.bin (what the bench runs, and `esptool write_flash 0x0`)
+    // is the very image an Arduino build puts in sector 0. The extension image is loaded
+    // by tier 1, which takes any segment order.
+    let params = tools::image::FlashParams::default();
+    let image = match variant {
+        Variant::Tier1 => tools::image::image_from_sections(&elf_bytes, &tools::image::BOOTLOADER_SECTIONS, &params),
+        Variant::Extension => tools::image::image_from_elf(&elf_bytes, &params),
+    }
+    .map_err(|e| format!("{}: {e}", elf.display()))?;
     let built = Built {
         elf,
         image,

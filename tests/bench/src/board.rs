@@ -103,7 +103,9 @@ pub fn find_bootloader(root: &Path) -> Result<Board, String> {
     }
     let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let image = if tools::image::is_elf(&bytes) {
-        tools::image::image_from_elf(&bytes, &tools::image::FlashParams::default()).map_err(|e| format!("{}: {e}", path.display()))?
+        // As elf2bin.py takes a bootloader ELF (eboot.elf).
+        let params = tools::image::FlashParams::default();
+        tools::image::image_from_sections(&bytes, &tools::image::BOOTLOADER_SECTIONS, &params).map_err(|e| format!("{}: {e}", path.display()))?
     } else {
         bytes
     };

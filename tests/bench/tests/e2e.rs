@@ -277,6 +277,30 @@ fn stock_eboot_image_keeps_our_sector0() {
     assert!(!last.console.contains("miniboot"));
 }
 
+/// The ELF `cargo xtask build` writes beside bootloader.bin is what the Arduino core's
+/// elf2bin.py takes as `eboot.elf` (sections `.text`, `.rodata`, entry set): the sector 0 it
+/// makes from it is the one every test here boots.
+#[test]
+fn bootloader_elf_gives_the_image_the_bench_runs() {
+    if std::env::var_os("EBOOT_BOOTLOADER_BIN").is_some() {
+        eprintln!("EBOOT_BOOTLOADER_BIN is set: no ELF of that image to compare");
+        return;
+    }
+    let e = env();
+    let path = bench::build::workspace_root().join("target/esp8266/bootloader.elf");
+    let elf = std::fs::read(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    // The board's flash parameters, which elf2bin writes into both images.
+    let p = bench::build::flash_params();
+    let from_elf = tools::image::bootloader_slot(&elf, &p).unwrap();
+    let from_bin = tools::image::bootloader_slot(&e.board.bootloader, &p).unwrap();
+    assert!(from_elf == from_bin, "elf2bin's sector 0 from {} differs from the image the bench runs", path.display());
+    // That slot (the image, then elf2bin's fill) is sector 0 of the flash the bench boots.
+    assert_eq!(from_elf.len(), 4096);
+    assert!(e.flashed(&e.a)[..4096] == from_elf[..]);
+    let n = e.board.bootloader.len();
+    assert!(n <= 4000, "{n} bytes: over the 4,000-byte budget");
+}
+
 fn assert_sweep(name: &str, s: &Scenario) {
     let e = env();
     let r = sweep(&e.fx.rom, s, 100, 200, 10, 1).unwrap();
