@@ -30,6 +30,9 @@ use std::process::Command;
 
 use crate::util::{root, run};
 
+/// Tier 1's size budget: below the sector and elf2bin's limit, room for later fixes (the
+/// bench e2e tests fail above it).
+pub const BUDGET: usize = 4000;
 /// The bootloader must fit in flash sector 0: every Arduino app starts at 0x1000.
 pub const LIMIT: usize = 4096;
 /// elf2bin.py refuses a bootloader image that leaves fewer than 8 bytes in the sector.
@@ -535,6 +538,8 @@ pub fn size() -> Result<(), String> {
     let built = build_measured()?;
     let image = &built.image;
     println!("bootloader image: {} bytes (limit {LIMIT})", image.len());
+    let n = image.len() as i64;
+    println!("headroom: {} bytes to the {BUDGET}-byte budget, {} to the {LIMIT}-byte sector", BUDGET as i64 - n, LIMIT as i64 - n);
     println!("extension image: {} bytes (IRAM window 12288 bytes; staged beside the update)", ext.image.len());
 
     let parsed = tools::image::parse_image(image).map_err(|e| e.to_string())?;
@@ -616,8 +621,6 @@ pub fn size() -> Result<(), String> {
     }
     let total: u32 = budget.iter().map(|(_, n)| n).sum();
     println!("  {total:>5}  total");
-    println!();
-    println!("headroom: {} bytes to the 4,000-byte budget, {} to the 4096-byte sector", 4000 - image.len() as i64, LIMIT as i64 - image.len() as i64);
     if built.fits() {
         Ok(())
     } else {
