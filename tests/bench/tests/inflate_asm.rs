@@ -430,8 +430,10 @@ fn run_batch(dir: &std::path::Path, elf: &std::path::Path, flash: &[u8], desc: &
     let (flash_bin, desc_bin) = (dir.join("flash.bin"), dir.join("desc.bin"));
     std::fs::write(&flash_bin, flash).unwrap();
     std::fs::write(&desc_bin, desc.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
-    let out = Command::new("qemu-system-xtensa")
-        .args(["-M", "lx60-nommu", "-cpu", "lx106", "-display", "none", "-monitor", "none"])
+    // An inflater that loops forever fails the test instead of hanging it (coreutils
+    // timeout; a whole batch takes seconds).
+    let out = Command::new("timeout")
+        .args(["300", "qemu-system-xtensa", "-M", "lx60-nommu", "-cpu", "lx106", "-display", "none", "-monitor", "none"])
         .args(["-serial", "stdio", "-no-reboot", "-kernel"])
         .arg(elf)
         .arg("-device")
@@ -439,7 +441,7 @@ fn run_batch(dir: &std::path::Path, elf: &std::path::Path, flash: &[u8], desc: &
         .arg("-device")
         .arg(format!("loader,file={},addr={DESC_BASE:#x},force-raw=on", desc_bin.display()))
         .output()
-        .expect("qemu-system-xtensa (cargo xtask setup)");
+        .expect("timeout, qemu-system-xtensa (cargo xtask setup)");
     let _ = std::fs::remove_dir_all(&dir);
     let console = String::from_utf8_lossy(&out.stdout);
     let tail: String = console.chars().rev().take(300).collect::<Vec<_>>().into_iter().rev().collect();
