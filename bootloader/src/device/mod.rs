@@ -31,7 +31,9 @@ pub extern "C" fn eboot_rs_main() -> ! {
     // RomFlash is zero-sized: any non-null aligned pointer is a valid reference to it. A
     // constant one costs one `movi` where a stack slot's address in this large frame
     // costs two instructions, at every call that takes the flash.
-    // SAFETY: a reference to a zero-sized type reads and writes no memory.
+    const { assert!(core::mem::size_of::<RomFlash>() == 0) };
+    // SAFETY: a reference to a zero-sized type reads and writes no memory (asserted
+    // zero-sized just above).
     let flash: &mut RomFlash = unsafe { core::ptr::NonNull::dangling().as_mut() };
     let mut device = Device;
     // eboot turns the watchdog off around a copy (copies can outlast its ~13 s) and then
