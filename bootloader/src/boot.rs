@@ -339,25 +339,24 @@ fn finish<F: NorFlash, const EXT: bool>(flash: &mut F, mem: &mut Mem, addr: u32,
                 jn::log(flash, &mut st, L_ROLLBACK)?;
             }
         }
-        if rollback || fs {
-            // The backup: the old app, or (filesystem) the 0x1000 sector, `SECTOR` long.
-            restore(flash, mem, backup, backup_len, old_head)?;
+        // The header 0x1000 ends with, programmed last: the new app's, or after the copy
+        // back of the backup (the old app, or a filesystem update's 0x1000 sector,
+        // `SECTOR` long; its own first word is the cleared magic) the old one. One call
+        // for both.
+        let last = if rollback || fs {
+            let job = Job { src: backup, len: backup_len, gzip: false, dst: APP_OFFSET, hole: APP_OFFSET };
+            copy::copy(flash, mem, job)?;
+            old_head
         } else {
-            flash::write_words(flash, APP_OFFSET, head)?;
-        }
+            head
+        };
+        flash::write_words(flash, APP_OFFSET, last)?;
         if rollback {
             rep[report::EVENT] = Event::RolledBack as u32;
         }
         jn::step(flash, addr, L_DONE)?;
     }
     loader::check(flash, APP_OFFSET, app)
-}
-
-/// Copies a backed-up app (or app sector) at `from` back to 0x1000, its `head` last (the
-/// backup's own first word is the cleared magic).
-fn restore<F: NorFlash>(flash: &mut F, mem: &mut Mem, from: u32, len: u32, head: &[u32; 4]) -> Result<(), Code> {
-    copy::copy(flash, mem, Job { src: from, len, gzip: false, dst: APP_OFFSET, hole: APP_OFFSET })?;
-    flash::write_words(flash, APP_OFFSET, head)
 }
 
 /// Words `at..at + 4` of a journal header.

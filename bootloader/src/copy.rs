@@ -151,7 +151,17 @@ unsafe extern "C" fn put<F: NorFlash>(ctx: *mut u32, data: *const u8, len: u32) 
 /// Produces `job`'s output sector by sector and copies it to its destination, or with
 /// `dry` only checks it (and sets `dry.len`). Returns the CRC of the output it does not
 /// skip. Gzip input must end with its trailer.
+#[inline(always)]
 pub fn produce<F: NorFlash>(flash: &mut F, mem: &mut Mem, job: Job, dry: Option<&mut Dry>) -> Result<u32, Code> {
+    let Job { src, len, gzip, dst, hole } = job;
+    produce_fields(flash, mem, src, len, gzip, dst, hole, dry)
+}
+
+/// [`produce`] with the job's fields as arguments: on the device they travel in
+/// registers, where a `Job` goes through memory (built in the caller's large frame).
+#[allow(clippy::too_many_arguments)]
+fn produce_fields<F: NorFlash>(flash: &mut F, mem: &mut Mem, src: u32, len: u32, gzip: bool, dst: u32, hole: u32, dry: Option<&mut Dry>) -> Result<u32, Code> {
+    let job = Job { src, len, gzip, dst, hole };
     let Mem { inflate: st, input, sector } = mem;
     let sink = Sink { dry, addr: job.dst, hole: job.hole, crc: 0 };
     // The host (tests, simulator) runs the Rust inflater, the device the assembly one.

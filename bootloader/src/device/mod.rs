@@ -28,7 +28,13 @@ extern "C" {
 /// The image entry: the ROM calls it directly (`ENTRY` in linker/bootloader.ld).
 #[no_mangle]
 pub extern "C" fn eboot_rs_main() -> ! {
-    let mut flash = RomFlash;
+    // RomFlash is zero-sized: any non-null aligned pointer is a valid reference to it. A
+    // constant one costs one `movi` where a stack slot's address in this large frame
+    // costs two instructions, at every call that takes the flash.
+    const { assert!(core::mem::size_of::<RomFlash>() == 0) };
+    // SAFETY: a reference to a zero-sized type reads and writes no memory (asserted
+    // zero-sized just above).
+    let flash: &mut RomFlash = unsafe { core::ptr::NonNull::dangling().as_mut() };
     let mut device = Device;
     // eboot turns the watchdog off around a copy (copies can outlast its ~13 s) and then
     // re-arms it with (4, 12, 12). Whether this boot copies is the core's decision, so
@@ -38,7 +44,7 @@ pub extern "C" fn eboot_rs_main() -> ! {
     // SAFETY: the only reference ever made to BOOT_MEM.
     let mem = unsafe { &mut *addr_of_mut!(BOOT_MEM) };
     let mut app = loader::App { offset: 0, head: [0; 4], len: 0 };
-    let next = bootloader::boot::select::<_, _, EXT>(&mut flash, &mut device, mem, &mut app);
+    let next = bootloader::boot::select::<_, _, EXT>(flash, &mut device, mem, &mut app);
     // SAFETY: as above.
     unsafe { rom::ets_wdt_enable(4, 12, 12) };
     let code = match next {
@@ -48,7 +54,7 @@ pub extern "C" fn eboot_rs_main() -> ! {
             // Straight from flash to the load address, like eboot. From the first
             // segment on, our own DRAM (BOOT_MEM, constants) may be overwritten: only
             // code, literals (IRAM) and the stack are used until the jump.
-            let loaded = loader::for_each_load(&mut flash, &app, |seg, flash_off| {
+            let loaded = loader::for_each_load(flash, &app, |seg, flash_off| {
                 // SAFETY: the loader only hands out segments inside loadable RAM
                 // (image::Region), away from this code and the stack, with address and
                 // length word multiples as the ROM needs (loader::walk refuses others).
