@@ -126,10 +126,12 @@ impl Report {
 
     /// The report of the last boot, if RTC memory holds one.
     pub fn read<P: Platform>(p: &P) -> Option<Report> {
-        let mut w = [0u32; 6];
-        for (i, v) in w.iter_mut().enumerate() {
-            *v = p.rtc_read(i);
-        }
+        Report::decode(p.rtc())
+    }
+
+    /// The report in the first six words of an RTC block, if they hold one (magic and CRC
+    /// right).
+    pub fn decode(w: &[u32; 32]) -> Option<Report> {
         if w[0] != REPORT_MAGIC || crc::mpeg2(&w[..CHECK]) != w[CHECK] {
             return None;
         }

@@ -6,7 +6,6 @@ use embedded_storage::nor_flash::NorFlash;
 use bootloader::command::{Command, ACTION_COPY_RAW, EXT_CRC, EXT_IMAGE, EXT_KNOWN, EXT_TRIAL, WORDS};
 use bootloader::journal;
 use bootloader::report::{Code, Event, Report};
-use bootloader::Platform;
 
 use crate::{Result, UpdaterError};
 
@@ -33,26 +32,10 @@ pub trait Rtc {
     fn write(&mut self, i: usize, v: u32);
 }
 
-/// `Report::read` takes a `Platform`; it only ever reads the block, which is all an app's
-/// `Rtc` has to give: a copy of its words.
-struct ReadOnly([u32; 32]);
-
-impl Platform for ReadOnly {
-    fn rtc(&self) -> &[u32; 32] {
-        &self.0
-    }
-    // Never reached from `Report::read`; a shared borrow cannot write anyway.
-    fn rtc_write(&mut self, _i: usize, _v: u32) {}
-    fn cold_boot(&self) -> bool {
-        false
-    }
-    fn log(&mut self, _s: &[u8]) {}
-}
-
 /// What the bootloader did on this boot, if RTC memory holds its report (magic and CRC
 /// right). Compare `event` with [`Event`] values: `Trial` means [`confirm`] is due.
 pub fn report<R: Rtc>(rtc: &R) -> Option<Report> {
-    Report::read(&ReadOnly(core::array::from_fn(|i| rtc.read(i))))
+    Report::decode(&core::array::from_fn(|i| rtc.read(i)))
 }
 
 /// Our extensions of eboot's command (docs/protocol.md §2). A stock eboot masks the flags
