@@ -96,17 +96,6 @@ impl Journal {
         self.w[FLAGS]
     }
 
-    /// The new app's (`HEAD`) or the old app's (`OLD_HEAD`) first 16 bytes, as words.
-    pub fn head(&self, at: usize) -> [u32; 4] {
-        let w = &self.w[at & 15..];
-        [w[0], w[1], w[2], w[3]]
-    }
-
-    /// Programs the header (the sector must be erased); completes magic and CRC first.
-    pub fn write<F: NorFlash>(&mut self, f: &mut F) -> Result<(), Code> {
-        write(f, self.addr, &mut self.w)
-    }
-
     /// The journal whose header is at `addr`, if there is a valid one.
     pub fn read<F: ReadNorFlash>(f: &mut F, addr: u32) -> Option<Journal> {
         let mut w = [0u32; WORDS];
