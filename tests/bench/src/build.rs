@@ -192,6 +192,18 @@ impl Fixtures {
         Ok(out)
     }
 
+    /// The leaf routines' QEMU harness (leaf/: harness.c, check.S, with inflate/'s start-up
+    /// and link script) linked with the device's `leaf.S` and `inflate.S` (its CRC-32), as
+    /// an ELF path.
+    pub fn leaf_harness(&self) -> Result<PathBuf, String> {
+        let out = self.dir.join("leaf-harness.elf");
+        let (inflate, leaf) = (self.src.join("inflate"), self.src.join("leaf"));
+        let dev = workspace_root().join("bootloader/src/device");
+        let inputs = [inflate.join("start.S"), leaf.join("harness.c"), leaf.join("check.S"), dev.join("leaf.S"), dev.join("inflate.S"), inflate.join("link.ld")];
+        self.gcc(&out, &inputs, &[])?;
+        Ok(out)
+    }
+
     /// miniboot's ELF bytes (a bootloader that only boots the app at 0x1000).
     pub fn miniboot(&self) -> Result<Vec<u8>, String> {
         std::fs::read(&self.miniboot_elf).map_err(|e| format!("{}: {e}", self.miniboot_elf.display()))

@@ -434,3 +434,36 @@ fn qmp_dump(sock: &Path, dumps: &[(u32, usize, &PathBuf)]) -> Result<(), String>
     let _ = cmd(r#"{"execute":"quit"}"#.into());
     Ok(())
 }
+
+/// One run of a QEMU test harness (tests/bench/inflate, tests/bench/leaf): each of `inputs`
+/// loaded raw at its address, under coreutils `timeout` so that a routine that loops
+/// forever fails the test instead of hanging it. Returns the hex fields of every `R ` line,
+/// once the harness printed its `D` (done) line.
+pub fn run_harness(elf: &Path, inputs: &[(u32, &[u8])], timeout_secs: u32) -> Result<Vec<Vec<u32>>, String> {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = elf.with_extension(format!("d{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut cmd = Command::new("timeout");
+    cmd.arg(timeout_secs.to_string())
+        .args(["qemu-system-xtensa", "-M", "lx60-nommu", "-cpu", "lx106", "-display", "none", "-monitor", "none"])
+        .args(["-serial", "stdio", "-no-reboot", "-kernel"])
+        .arg(elf);
+    for (k, (addr, data)) in inputs.iter().enumerate() {
+        let f = dir.join(format!("{k}.bin"));
+        std::fs::write(&f, data).map_err(|e| format!("{}: {e}", f.display()))?;
+        cmd.arg("-device").arg(format!("loader,file={},addr={addr:#x},force-raw=on", f.display()));
+    }
+    let out = cmd.output();
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = out.map_err(|e| format!("timeout, qemu-system-xtensa: {e} (cargo xtask setup)"))?;
+    let console = String::from_utf8_lossy(&out.stdout);
+    if !console.lines().any(|l| l == "D") {
+        let tail: String = console.chars().rev().take(300).collect::<Vec<_>>().into_iter().rev().collect();
+        return Err(format!("harness did not finish: ...{tail}"));
+    }
+    console
+        .lines()
+        .filter_map(|l| l.strip_prefix("R "))
+        .map(|l| l.split(' ').map(|h| u32::from_str_radix(h, 16).map_err(|e| format!("result line {l:?}: {e}"))).collect())
+        .collect()
+}

@@ -7,7 +7,6 @@
 //! (count, CRC, chunks) and the sector reads; the harness also checks chunk sizes, SPIRead
 //! alignment and guard words around the inflater's RAM.
 use std::io::Write;
-use std::process::Command;
 
 use bootloader::inflate::{gunzip, Error, Source, State};
 use flate2::{Compression, GzBuilder};
@@ -379,7 +378,7 @@ fn asm_inflater_matches_the_rust_one_on_qemu() {
         }
         desc[0] = (end - first) as u32;
         desc[1] = flash.len() as u32;
-        let lines = run_batch(&fx.dir, &elf, &flash, &desc);
+        let lines = run_batch(&elf, &flash, &desc);
         assert_eq!(lines.len(), end - first, "results of streams {first}..{end}");
         for (k, line) in lines.into_iter().enumerate() {
             assert_eq!(line[0], k as u32);
@@ -424,35 +423,12 @@ fn asm_inflater_matches_the_rust_one_on_qemu() {
 }
 
 /// One QEMU run of the harness over `flash` and its stream table; the result lines' fields.
-fn run_batch(dir: &std::path::Path, elf: &std::path::Path, flash: &[u8], desc: &[u32]) -> Vec<Vec<u32>> {
-    let dir = dir.join(format!("inflate-asm-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (flash_bin, desc_bin) = (dir.join("flash.bin"), dir.join("desc.bin"));
-    std::fs::write(&flash_bin, flash).unwrap();
-    std::fs::write(&desc_bin, desc.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
-    // An inflater that loops forever fails the test instead of hanging it (coreutils
-    // timeout; a whole batch takes seconds).
-    let out = Command::new("timeout")
-        .args(["300", "qemu-system-xtensa", "-M", "lx60-nommu", "-cpu", "lx106", "-display", "none", "-monitor", "none"])
-        .args(["-serial", "stdio", "-no-reboot", "-kernel"])
-        .arg(elf)
-        .arg("-device")
-        .arg(format!("loader,file={},addr={FLASH_BASE:#x},force-raw=on", flash_bin.display()))
-        .arg("-device")
-        .arg(format!("loader,file={},addr={DESC_BASE:#x},force-raw=on", desc_bin.display()))
-        .output()
-        .expect("timeout, qemu-system-xtensa (cargo xtask setup)");
-    let _ = std::fs::remove_dir_all(&dir);
-    let console = String::from_utf8_lossy(&out.stdout);
-    let tail: String = console.chars().rev().take(300).collect::<Vec<_>>().into_iter().rev().collect();
-    assert!(console.lines().any(|l| l == "D"), "harness did not finish: ...{tail}");
-    console
-        .lines()
-        .filter(|l| l.starts_with("R "))
-        .map(|l| {
-            let f: Vec<u32> = l[2..].split(' ').map(|h| u32::from_str_radix(h, 16).unwrap()).collect();
-            assert_eq!(f.len(), 10, "{l}");
-            f
-        })
-        .collect()
+fn run_batch(elf: &std::path::Path, flash: &[u8], desc: &[u32]) -> Vec<Vec<u32>> {
+    let desc: Vec<u8> = desc.iter().flat_map(|w| w.to_le_bytes()).collect();
+    // A whole batch takes seconds.
+    let lines = bench::qemu::run_harness(elf, &[(FLASH_BASE, flash), (DESC_BASE, &desc)], 300).unwrap_or_else(|e| panic!("{e}"));
+    for f in &lines {
+        assert_eq!(f.len(), 10, "{f:x?}");
+    }
+    lines
 }

@@ -7,7 +7,6 @@
 //! chunk split), and the routine must keep the registers it promises to keep (the walker
 //! relies on `eboot_segment_region` sparing a3, a4, a9..a11, the inflater on `eboot_crc32`
 //! sparing a8..a11) and write nothing outside the walker's state.
-use std::process::Command;
 
 use bootloader::crc;
 use bootloader::image::{padded_len, segment_region, Header, Segment, CHECKSUM_SEED, DRAM_END, DRAM_START, EXT_IRAM_END, FLASH_MAP_END, FLASH_MAP_START, IRAM_END, IRAM_START, RTC_END, RTC_START};
@@ -178,67 +177,19 @@ fn calls() -> (Vec<Call>, Vec<u8>, [usize; 4]) {
     (v, data, count)
 }
 
-/// Builds the harness: its C and check.S, the bench's inflater start-up and link script,
-/// and the device's leaf.S and inflate.S as they are.
-fn harness() -> std::path::PathBuf {
-    let bench = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let root = bench.join("../..");
-    let dir = root.join("target/esp8266/bench");
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join(format!("leaf-harness-{}.elf", std::process::id()));
-    let o = Command::new("xtensa-lx106-elf-gcc")
-        .args(["-Os", "-ffreestanding", "-fno-builtin", "-nostdlib", "-mlongcalls", "-mtext-section-literals", "-Wall", "-Werror"])
-        .arg(bench.join("inflate/start.S"))
-        .arg(bench.join("leaf/harness.c"))
-        .arg(bench.join("leaf/check.S"))
-        .arg(root.join("bootloader/src/device/leaf.S"))
-        .arg(root.join("bootloader/src/device/inflate.S"))
-        .arg("-T")
-        .arg(bench.join("inflate/link.ld"))
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .expect("xtensa-lx106-elf-gcc (cargo xtask setup)");
-    assert!(o.status.success(), "building the leaf harness: {}", String::from_utf8_lossy(&o.stderr));
-    out
-}
-
 #[test]
 fn asm_leaf_routines_match_the_rust_ones_on_qemu() {
     let (calls, data, count) = calls();
-    let elf = harness();
+    let fx = bench::build_fixtures().expect("bench fixtures");
+    let elf = fx.leaf_harness().expect("leaf harness");
     let mut desc = vec![calls.len() as u32];
     for c in &calls {
         desc.extend_from_slice(&c.desc);
     }
     assert!(data.len() < 12 << 20 && desc.len() * 4 < 16 << 20);
-    let dir = elf.with_extension("d");
-    std::fs::create_dir_all(&dir).unwrap();
-    let (data_bin, desc_bin) = (dir.join("data.bin"), dir.join("desc.bin"));
-    std::fs::write(&data_bin, &data).unwrap();
-    std::fs::write(&desc_bin, desc.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+    let desc: Vec<u8> = desc.iter().flat_map(|w| w.to_le_bytes()).collect();
     let t = std::time::Instant::now();
-    // A routine that loops forever fails the test instead of hanging it (coreutils timeout).
-    let out = Command::new("timeout")
-        .args(["120", "qemu-system-xtensa", "-M", "lx60-nommu", "-cpu", "lx106", "-display", "none", "-monitor", "none"])
-        .args(["-serial", "stdio", "-no-reboot", "-kernel"])
-        .arg(&elf)
-        .arg("-device")
-        .arg(format!("loader,file={},addr={DATA_BASE:#x},force-raw=on", data_bin.display()))
-        .arg("-device")
-        .arg(format!("loader,file={},addr={DESC_BASE:#x},force-raw=on", desc_bin.display()))
-        .output()
-        .expect("timeout, qemu-system-xtensa (cargo xtask setup)");
-    let _ = std::fs::remove_dir_all(&dir);
-    let _ = std::fs::remove_file(&elf);
-    let console = String::from_utf8_lossy(&out.stdout);
-    let tail: String = console.chars().rev().take(300).collect::<Vec<_>>().into_iter().rev().collect();
-    assert!(console.lines().any(|l| l == "D"), "harness did not finish: ...{tail}");
-    let lines: Vec<Vec<u32>> = console
-        .lines()
-        .filter(|l| l.starts_with("R "))
-        .map(|l| l[2..].split(' ').map(|h| u32::from_str_radix(h, 16).unwrap()).collect())
-        .collect();
+    let lines = bench::qemu::run_harness(&elf, &[(DATA_BASE, &data), (DESC_BASE, &desc)], 120).unwrap_or_else(|e| panic!("{e}"));
     eprintln!("QEMU: {} calls in {:.1} s", lines.len(), t.elapsed().as_secs_f64());
     assert_eq!(lines.len(), calls.len(), "one result line per call");
     let mut compared = [0; 4];
